@@ -1,0 +1,52 @@
+"""citystream: stream analytics for city traffic video.
+
+Python orchestrates; the compiled Rust core (`engine._core`) does the per-frame work.
+"""
+
+from engine import _core
+from engine.config import CameraConfig, DetectorConfig, SiteConfig, TrackerConfig
+from engine.detections import COCO_TO_ROAD, Detections, RoadClass
+from engine.errors import (
+    CitystreamError,
+    ConfigError,
+    EnvelopeError,
+    FrameError,
+    InputError,
+    ModelError,
+    ModelIntegrityError,
+    ModelOutputError,
+    PlateError,
+    SignalConstraintError,
+    TimeOrderError,
+    UnknownCameraError,
+)
+from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
+
+__version__ = _core.__version__
+
+__all__ = [
+    "COCO_TO_ROAD",
+    "Alert",
+    "CameraConfig",
+    "CitystreamError",
+    "ConfigError",
+    "Detections",
+    "DetectorConfig",
+    "EnvelopeError",
+    "FrameError",
+    "FrameResult",
+    "InputError",
+    "LineCrossing",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelOutputError",
+    "Observation",
+    "PlateError",
+    "RoadClass",
+    "SignalConstraintError",
+    "SiteConfig",
+    "TimeOrderError",
+    "TrackerConfig",
+    "UnknownCameraError",
+    "ZoneOccupancy",
+]

@@ -1,0 +1,1 @@
+//! `count`: see DESIGN.md (filled in by its owner).

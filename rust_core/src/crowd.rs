@@ -1,0 +1,1 @@
+//! `crowd`: see DESIGN.md (filled in by its owner).

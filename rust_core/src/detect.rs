@@ -1,0 +1,1 @@
+//! `detect`: see DESIGN.md (filled in by its owner).

@@ -1,0 +1,1 @@
+//! `flow`: see DESIGN.md (filled in by its owner).

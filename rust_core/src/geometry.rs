@@ -1,0 +1,1 @@
+//! `geometry`: see DESIGN.md (filled in by its owner).

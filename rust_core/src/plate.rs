@@ -1,0 +1,1 @@
+//! `plate`: see DESIGN.md (filled in by its owner).

@@ -1,0 +1,1 @@
+//! `preprocess`: see DESIGN.md (filled in by its owner).

@@ -1,0 +1,1 @@
+//! `signal`: see DESIGN.md (filled in by its owner).

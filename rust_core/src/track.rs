@@ -1,0 +1,1 @@
+//! `track`: see DESIGN.md (filled in by its owner).
