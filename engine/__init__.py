@@ -20,6 +20,7 @@ from engine.errors import (
     TimeOrderError,
     UnknownCameraError,
 )
+from engine.pipeline import Pipeline, Stage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 
 __version__ = _core.__version__
@@ -41,10 +42,12 @@ __all__ = [
     "ModelIntegrityError",
     "ModelOutputError",
     "Observation",
+    "Pipeline",
     "PlateError",
     "RoadClass",
     "SignalConstraintError",
     "SiteConfig",
+    "Stage",
     "TimeOrderError",
     "TrackerConfig",
     "UnknownCameraError",
