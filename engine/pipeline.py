@@ -51,11 +51,15 @@ def check_frame(frame: Any, camera_id: str) -> np.ndarray:
     """Validate a frame against the interface (uint8 H×W×3 BGR, C-contiguous, non-empty).
     Raises FrameError naming the camera and what was wrong."""
     if not isinstance(frame, np.ndarray):
-        raise FrameError(f"camera {camera_id!r}: frame must be a numpy.ndarray, got {type(frame).__name__}")
+        raise FrameError(
+            f"camera {camera_id!r}: frame must be a numpy.ndarray, got {type(frame).__name__}"
+        )
     if frame.dtype != np.uint8:
         raise FrameError(f"camera {camera_id!r}: frame must be uint8, got {frame.dtype}")
     if frame.ndim != 3 or frame.shape[2] != 3:
-        raise FrameError(f"camera {camera_id!r}: frame must be H×W×3 (BGR), got shape {frame.shape}")
+        raise FrameError(
+            f"camera {camera_id!r}: frame must be H×W×3 (BGR), got shape {frame.shape}"
+        )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise FrameError(f"camera {camera_id!r}: frame is empty, shape {frame.shape}")
     if not frame.flags.c_contiguous:
