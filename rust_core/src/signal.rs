@@ -1,1 +1,0 @@
-//! `signal`: see DESIGN.md (filled in by its owner).
