@@ -1,0 +1,805 @@
+"""The Faust application: topics, agents, tables.
+
+    frames ──structure──▶ observations (one record per frame, key camera:seq)
+                      ├─▶ crossings (key camera:track:line), alerts, dead-letters
+    observations + crossings ──flow──▶ flows (per lane / camera / window) + congestion alerts
+    flows ──signal──▶ signal-plans (per intersection and window)
+
+Every record topic is written with an explicit partition derived from the camera (flows
+and plans: the intersection), so a camera's frames, records and table state share one
+partition number and a worker owns whole cameras.
+
+Delivery: at-least-once with idempotent outputs. The structure agent acks a batch of frames
+only after its records are acknowledged by the broker, then stores per camera the last
+sequence emitted (a changelog-backed table). After a restart the tracker of a camera is
+rebuilt by replaying its frames from the partition (up to `replay_max_frames` messages),
+outputs suppressed, and outputs already emitted are not emitted again. Downstream, the
+flow table counts distinct crossing keys per window, so a duplicate never double-counts.
+
+    >>> sa = create_app(SiteConfig.from_toml("site.toml"), StreamSettings(), broker="kafka://h:9092")  # doctest: +SKIP
+    >>> sa.app.main()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import weakref
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from engine.config import SiteConfig
+from engine.errors import CitystreamError, EnvelopeError, UnknownCameraError
+from engine.records import FrameResult
+from streams.broker import bootstrap_of
+from streams.envelope import Codec, FrameEnvelope
+from streams.incidents import IncidentStage, congestion_alert
+from streams.metrics import Metrics
+from streams.settings import StreamSettings, partition_for
+
+log = logging.getLogger("citystream.streams")
+
+PCU = {"car": 1.0, "motorcycle": 0.5, "bicycle": 0.3, "bus": 2.0, "truck": 2.5, "person": 0.0}
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_default).encode(
+        "utf-8"
+    )
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    return str(o)
+
+
+@contextmanager
+def _event_context(event: Any):
+    """Make `event` Faust's current event, so table writes go to its partition's changelog
+    (inside a cross-partition batch the stream's current event is another one)."""
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def fresh_frames(
+    items: list[tuple[Any, FrameEnvelope, float]],
+    now: float,
+    max_wall_lag_s: float | None,
+    max_stream_lag_s: float | None,
+) -> tuple[
+    list[tuple[Any, FrameEnvelope, float]], dict[str, list[tuple[Any, FrameEnvelope, float]]]
+]:
+    """Backpressure: keep the frames worth analysing, skip the stale ones.
+
+    `items` are (event, envelope, produced_wall_s). A frame is skipped when it was produced
+    more than `max_wall_lag_s` ago, or when it is more than `max_stream_lag_s` older (stream
+    time) than the newest frame of its camera in the batch. The newest frame of each camera
+    in a batch is always kept, so a lagging worker jumps forward instead of starving.
+    Returns (kept in input order, skipped per camera)."""
+    newest: dict[str, tuple[float, int]] = {}
+    for i, (_, env, _) in enumerate(items):
+        cur = newest.get(env.camera_id)
+        if cur is None or env.ts >= cur[0]:
+            newest[env.camera_id] = (env.ts, i)
+    kept: list[tuple[Any, FrameEnvelope, float]] = []
+    skipped: dict[str, list[tuple[Any, FrameEnvelope, float]]] = defaultdict(list)
+    for i, it in enumerate(items):
+        _, env, produced = it
+        ts_new, i_new = newest[env.camera_id]
+        stale = False
+        if i != i_new:
+            if max_wall_lag_s and produced > 0 and now - produced > max_wall_lag_s:
+                stale = True
+            if max_stream_lag_s and ts_new - env.ts > max_stream_lag_s:
+                stale = True
+        (skipped[env.camera_id].append(it) if stale else kept.append(it))
+    return kept, dict(skipped)
+
+
+def frame_record(r: FrameResult, *, skipped: bool = False) -> dict[str, Any]:
+    return {
+        "kind": "frame",
+        "camera_id": r.camera_id,
+        "seq": r.seq,
+        "ts": r.ts,
+        "observations": [asdict(o) for o in r.observations],
+        "zones": [asdict(z) for z in r.zones],
+        "n_crossings": len(r.crossings),
+        "n_alerts": len(r.alerts),
+        "extras": r.extras,
+        "timings_ms": {k: round(v, 3) for k, v in r.timings_ms.items()},
+    }
+
+
+class StreamApp:
+    """The Faust app with its topics, tables and agents for one site."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        settings: StreamSettings,
+        broker: str,
+        *,
+        pipeline: Any = None,
+        load_detector: bool | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        import faust
+
+        self.config = config
+        self.settings = settings
+        self.broker = broker
+        self.metrics = metrics or Metrics()
+        s = settings
+        self.app = faust.App(s.app_id, broker=broker, **s.faust_options())
+        self._pipeline = pipeline
+        self._load_detector = load_detector
+        self.live: set[str] = set()
+        self._replayer: Any = None
+        self._incidents = IncidentStage(config, s.incidents)
+
+        def raw_topic(name: str, internal: bool = False) -> Any:
+            return self.app.topic(
+                s.topic(name),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=s.partitions,
+                internal=internal,
+            )
+
+        self.frames = raw_topic("frames")
+        self.observations = raw_topic("observations")
+        self.crossings = raw_topic("crossings")
+        self.flows = raw_topic("flows")
+        self.plans = raw_topic("signal-plans")
+        self.alerts = raw_topic("alerts")
+        self.dead = raw_topic("dead-letters")
+        flow_source = self.app.topic(
+            s.topic("observations"),
+            s.topic("crossings"),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+        def table(name: str) -> Any:
+            return self.app.Table(name, default=None, partitions=s.partitions)
+
+        # camera -> {"p": partition, "first": first frame offset, "last_seq": last emitted seq}
+        self.cameras = table("cs-cameras")
+        # "camera|window_start" -> accumulator of one open flow window
+        self.flow_acc = table("cs-flow-acc")
+        # crossing key -> window start: the distinct crossings counted (dedupe)
+        self.seen = table("cs-seen-crossings")
+        # camera -> {"wm": watermark, "closed": windows closed below, "open": [...], "congested": {...}}
+        self.clock = table("cs-flow-clock")
+        # "intersection|window_start" -> lane flows gathered for a plan
+        self.plan_acc = table("cs-plan-acc")
+
+        self.app.agent(self.frames, name="structure")(self._structure_agent)
+        self.app.agent(flow_source, name="flow")(self._flow_agent)
+        self.app.agent(self.flows, name="signal")(self._signal_agent)
+        self._cameras_by_intersection: dict[str, list[str]] = defaultdict(list)
+        for cam_id, cam in config.cameras.items():
+            if cam.intersection:
+                self._cameras_by_intersection[cam.intersection].append(cam_id)
+
+        if s.metrics_port:
+            metrics_ref = self.metrics
+
+            @self.app.page("/metrics")
+            async def metrics_page(web: Any, request: Any) -> Any:
+                return web.text(metrics_ref.render(), content_type="text/plain; version=0.0.4")
+
+        @self.app.on_before_shutdown.connect
+        async def _close_replayer(app: Any, **kw: Any) -> None:
+            if self._replayer is not None:
+                try:
+                    await self._replayer.stop()
+                except Exception:  # noqa: BLE001 - best effort on shutdown
+                    pass
+
+    # ---- the pipeline --------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            from engine.pipeline import Pipeline
+
+            load = self._load_detector
+            if load is None:  # auto: a detector if the models are there, else detections only
+                try:
+                    p = Pipeline(self.config, load_detector=True)
+                except CitystreamError as e:
+                    log.warning("no detector (%s): image frames go to dead-letters", e)
+                    p = Pipeline(self.config, load_detector=False)
+            else:
+                p = Pipeline(self.config, load_detector=load)
+            p.add_stage(self._incidents)
+            self._pipeline = p
+        return self._pipeline
+
+    # ---- sending -------------------------------------------------------------------------
+    async def _send(self, topic: Any, key: str, value: Any, route: str) -> Any:
+        return await topic.send(
+            key=key.encode("utf-8"),
+            value=value if isinstance(value, bytes) else _json(value),
+            partition=partition_for(route, self.settings.partitions),
+        )
+
+    async def dead_letter(self, event: Any, reason: str, camera_id: str | None = None) -> Any:
+        msg = event.message
+        value = event.value if isinstance(event.value, (bytes, bytearray)) else b""
+        rec = {
+            "reason": reason,
+            "topic": msg.topic,
+            "partition": msg.partition,
+            "offset": msg.offset,
+            "camera_id": camera_id,
+            "key": (msg.key or b"").decode("utf-8", "replace")
+            if isinstance(msg.key, bytes)
+            else msg.key,
+            "size": len(value),
+            "head_hex": bytes(value[:48]).hex(),
+            "ts": time.time(),
+        }
+        self.metrics.inc("citystream_dead_letters_total", reason=reason.split(":")[0][:60])
+        fut = await self.dead.send(
+            key=f"{msg.topic}:{msg.partition}:{msg.offset}".encode(),
+            value=_json(rec),
+            partition=msg.partition % self.settings.partitions,
+        )
+        return fut
+
+    # ---- structure -----------------------------------------------------------------------
+    async def _structure_agent(self, stream: Any) -> None:
+        s = self.settings
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+            await self.structure_batch(events)
+
+    def _process_one(self, env: FrameEnvelope) -> FrameResult:
+        p = self.pipeline
+        if env.codec is Codec.DETECTIONS:
+            return p.process_detections(env.detections(), env.camera_id, env.ts, env.seq)
+        return p.process(env.image(), env.camera_id, env.ts, env.seq)
+
+    async def _replay(self, cam: str, partition: int, start: int, end: int) -> int:
+        """Rebuild the tracker of `cam` from frames [start, end) of its partition."""
+        if end <= start:
+            return 0
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if self._replayer is None:
+            self._replayer = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap_of(self.broker),
+                enable_auto_commit=False,
+                group_id=None,
+            )
+            await self._replayer.start()
+        c = self._replayer
+        tp = TopicPartition(self.frames.get_topic_name(), partition)
+        c.assign([tp])
+        c.seek(tp, start)
+        n = 0
+        key = cam.encode("utf-8")
+        pos = start
+        t0 = time.perf_counter()
+        while pos < end:
+            batch = await c.getmany(tp, timeout_ms=1000, max_records=500)
+            msgs = batch.get(tp, [])
+            if not msgs:
+                if time.perf_counter() - t0 > 30:
+                    log.warning("replay of %s stopped early at offset %d (< %d)", cam, pos, end)
+                    break
+                continue
+            for m in msgs:
+                pos = m.offset + 1
+                if m.offset >= end:
+                    break
+                if m.key != key:
+                    continue
+                try:
+                    env = FrameEnvelope.decode(m.value)
+                    if env.camera_id == cam:
+                        self._process_one(env)
+                        n += 1
+                except CitystreamError:
+                    pass  # went to dead-letters the first time round
+        log.info("camera %s: tracker rebuilt from %d frames (offsets %d..%d)", cam, n, start, end)
+        return n
+
+    async def _ensure_live(self, cam: str, event: Any) -> None:
+        if cam in self.live:
+            return
+        msg = event.message
+        st = self.cameras.get(cam)
+        if st is None or st.get("p") != msg.partition:
+            with _event_context(event):
+                self.cameras[cam] = {"p": msg.partition, "first": msg.offset, "last_seq": -1}
+        else:
+            start = max(int(st["first"]), msg.offset - self.settings.replay_max_frames)
+            await self._replay(cam, msg.partition, start, msg.offset)
+        self.live.add(cam)
+
+    async def structure_batch(self, events: list[Any]) -> None:
+        m = self.metrics
+        s = self.settings
+        now = time.time()
+        t_batch = time.perf_counter()
+        items: list[tuple[Any, FrameEnvelope, float]] = []
+        futs: list[Any] = []
+        for ev in events:
+            try:
+                env = FrameEnvelope.decode(ev.value)
+                self.config.camera(env.camera_id)
+            except (EnvelopeError, UnknownCameraError) as e:
+                kind = "envelope" if isinstance(e, EnvelopeError) else "unknown_camera"
+                futs.append(await self.dead_letter(ev, f"{kind}: {e}"))
+                continue
+            m.inc("citystream_frames_in_total", camera=env.camera_id)
+            ts_ms = ev.message.timestamp
+            produced = ts_ms / 1000.0 if ts_ms and ts_ms > 1e11 else (ts_ms or 0.0)
+            items.append((ev, env, produced))
+        kept, skipped = fresh_frames(items, now, s.max_wall_lag_s, s.max_stream_lag_s)
+        for cam, its in skipped.items():
+            m.inc("citystream_frames_skipped_total", len(its), camera=cam)
+            seqs = [e.seq for _, e, _ in its]
+            rec = {
+                "kind": "skip",
+                "camera_id": cam,
+                "from_seq": min(seqs),
+                "to_seq": max(seqs),
+                "count": len(its),
+                "ts": max(e.ts for _, e, _ in its),
+                "lag_s": round(now - min(p for _, _, p in its), 3),
+                "reason": "backpressure: worker behind, skipped to the newest frames",
+            }
+            futs.append(await self._send(self.observations, f"{cam}:skip:{min(seqs)}", rec, cam))
+        # Tracker state lives in this process: rebuild it first after a (re)start.
+        for ev, env, _ in kept:
+            await self._ensure_live(env.camera_id, ev)
+        t_dec = time.perf_counter()
+        results: list[tuple[Any, FrameEnvelope, float, FrameResult]] = []
+        images: list[tuple[Any, FrameEnvelope, float, Any]] = []
+        for ev, env, produced in kept:
+            try:
+                if env.codec is Codec.DETECTIONS:
+                    r = self.pipeline.process_detections(
+                        env.detections(), env.camera_id, env.ts, env.seq
+                    )
+                    results.append((ev, env, produced, r))
+                else:
+                    images.append((ev, env, produced, env.image()))
+            except EnvelopeError as e:
+                futs.append(await self.dead_letter(ev, f"envelope: {e}", env.camera_id))
+            except CitystreamError as e:
+                futs.append(await self.dead_letter(ev, f"{type(e).__name__}: {e}", env.camera_id))
+        if images:
+            m.observe(
+                "citystream_stage_latency_ms",
+                (time.perf_counter() - t_dec) * 1e3 / len(kept),
+                stage="decode",
+            )
+            try:
+                outs = self.pipeline.process_batch(
+                    [(img, env.camera_id, env.ts, env.seq) for _, env, _, img in images],
+                    errors="return",
+                )
+            except CitystreamError as e:  # e.g. no detector in this worker
+                outs = [e] * len(images)
+            m.set("citystream_batch_size", len(images))
+            for (ev, env, produced, _), out in zip(images, outs, strict=True):
+                if isinstance(out, Exception):
+                    futs.append(
+                        await self.dead_letter(ev, f"{type(out).__name__}: {out}", env.camera_id)
+                    )
+                else:
+                    results.append((ev, env, produced, out))
+        t_proc = time.perf_counter()
+        last_ev: dict[str, tuple[Any, int]] = {}
+        for ev, env, produced, r in results:
+            cam = env.camera_id
+            st = self.cameras.get(cam) or {}
+            if r.seq > int(st.get("last_seq", -1)):  # not emitted before a restart
+                futs.append(
+                    await self._send(self.observations, f"{cam}:{r.seq}", frame_record(r), cam)
+                )
+                for c in r.crossings:
+                    futs.append(await self._send(self.crossings, c.key, asdict(c), cam))
+                for a in r.alerts:
+                    futs.append(await self._send(self.alerts, a.key, asdict(a), cam))
+                    m.inc("citystream_alerts_total", kind=a.kind)
+                if r.crossings:
+                    m.inc("citystream_crossings_total", len(r.crossings), camera=cam)
+            last_ev[cam] = (ev, r.seq)
+            m.inc("citystream_frames_out_total", camera=cam)
+            if produced:
+                m.set("citystream_lag_seconds", max(0.0, now - produced), camera=cam)
+            for k, v in r.timings_ms.items():
+                m.observe("citystream_stage_latency_ms", v, stage=k)
+        if s.confirm_delivery and futs:
+            await asyncio.gather(*futs)
+        for cam, (ev, seq) in last_ev.items():
+            st = dict(
+                self.cameras.get(cam) or {"p": ev.message.partition, "first": ev.message.offset}
+            )
+            if seq > int(st.get("last_seq", -1)):
+                st["last_seq"] = seq
+                with _event_context(ev):
+                    self.cameras[cam] = st
+        if results:
+            m.observe(
+                "citystream_stage_latency_ms",
+                (time.perf_counter() - t_proc) * 1e3 / len(results),
+                stage="emit",
+            )
+            m.observe(
+                "citystream_stage_latency_ms",
+                (time.perf_counter() - t_batch) * 1e3 / len(results),
+                stage="batch_total",
+            )
+        try:
+            for ev in events[-1:]:
+                tp = ev.message.tp
+                hw = self.app.consumer.highwater(tp)
+                if hw is not None:
+                    m.set(
+                        "citystream_offset_lag",
+                        max(0, hw - ev.message.offset - 1),
+                        partition=str(tp.partition),
+                    )
+        except Exception:  # noqa: BLE001 - the metric is best effort
+            pass
+
+    # ---- flow ----------------------------------------------------------------------------
+    def _window(self, ts: float) -> float:
+        w = self.settings.flow_window_s
+        return math.floor(ts / w) * w
+
+    async def _flow_agent(self, stream: Any) -> None:
+        crossings_topic = self.crossings.get_topic_name()
+        async for ev in stream.events():
+            try:
+                data = json.loads(ev.value)
+            except (ValueError, TypeError):
+                continue
+            if ev.message.topic == crossings_topic:
+                self.flow_crossing(data)
+            else:
+                await self.flow_frame(data)
+
+    def _clock(self, cam: str) -> dict[str, Any]:
+        return dict(
+            self.clock.get(cam)
+            or {"wm": -math.inf, "closed": -math.inf, "open": [], "congested": {}}
+        )
+
+    def flow_crossing(self, c: dict[str, Any]) -> None:
+        cam = c["camera_id"]
+        key = f"{cam}:{c['track_id']}:{c['line_id']}"
+        ws = self._window(float(c["ts"]))
+        clk = self._clock(cam)
+        if self.seen.get(key) is not None:
+            self.metrics.inc("citystream_duplicates_total", camera=cam)
+            return
+        if ws < clk["closed"]:
+            self.metrics.inc("citystream_late_crossings_total", camera=cam)
+            return
+        self.seen[key] = ws
+        akey = f"{cam}|{ws}"
+        acc = self.flow_acc.get(akey) or {
+            "cam": cam,
+            "ws": ws,
+            "lines": {},
+            "zones": {},
+            "frames": 0,
+            "keys": [],
+        }
+        ln = acc["lines"].setdefault(
+            c["line_id"],
+            {
+                "in": 0,
+                "out": 0,
+                "pcu": 0.0,
+                "speed_sum": 0.0,
+                "speed_n": 0,
+                "by_class": {},
+                "lane": c.get("lane"),
+            },
+        )
+        ln[c["direction"]] = ln.get(c["direction"], 0) + 1
+        ln["pcu"] += PCU.get(c["cls"], 1.0)
+        ln["by_class"][c["cls"]] = ln["by_class"].get(c["cls"], 0) + 1
+        if c.get("speed_kmh") is not None:
+            ln["speed_sum"] += float(c["speed_kmh"])
+            ln["speed_n"] += 1
+        acc["keys"].append(key)
+        self.flow_acc[akey] = acc
+        if ws not in clk["open"]:
+            clk["open"] = sorted([*clk["open"], ws])
+            self.clock[cam] = clk
+
+    async def flow_frame(self, f: dict[str, Any]) -> None:
+        cam = f.get("camera_id")
+        if cam is None:
+            return
+        ts = float(f.get("ts", 0.0))
+        ws = self._window(ts)
+        clk = self._clock(cam)
+        changed = False
+        if ws >= clk["closed"] and f.get("kind") == "frame":
+            zones = f.get("zones") or []
+            akey = f"{cam}|{ws}"
+            if zones or ws not in clk["open"]:
+                acc = self.flow_acc.get(akey) or {
+                    "cam": cam,
+                    "ws": ws,
+                    "lines": {},
+                    "zones": {},
+                    "frames": 0,
+                    "keys": [],
+                }
+                acc["frames"] += 1
+                for z in zones:
+                    zz = acc["zones"].setdefault(z["zone_id"], {"busy": 0, "sum": 0})
+                    zz["busy"] += 1 if z["count"] > 0 else 0
+                    zz["sum"] += z["count"]
+                self.flow_acc[akey] = acc
+            if ws not in clk["open"]:
+                clk["open"] = sorted([*clk["open"], ws])
+                changed = True
+        if ts > clk["wm"]:
+            clk["wm"] = ts
+            changed = True
+        w, g = self.settings.flow_window_s, self.settings.flow_grace_s
+        due = [x for x in clk["open"] if x + w + g <= clk["wm"]]
+        for x in due:
+            await self._close_window(cam, x, clk)
+            clk["open"].remove(x)
+            clk["closed"] = max(clk["closed"], x + w)
+            changed = True
+        if changed:
+            self.clock[cam] = clk
+
+    async def _close_window(self, cam: str, ws: float, clk: dict[str, Any]) -> None:
+        w = self.settings.flow_window_s
+        akey = f"{cam}|{ws}"
+        acc = self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "keys": []}
+        cam_cfg = self.config.cameras.get(cam)
+        inter = cam_cfg.intersection if cam_cfg else None
+        route = inter or cam
+        lane_flows = []
+        for line_id, ln in sorted(acc["lines"].items()):
+            vol = ln["in"] + ln["out"]
+            rec = {
+                "kind": "lane_flow",
+                "camera_id": cam,
+                "intersection": inter,
+                "line_id": line_id,
+                "lane": ln.get("lane"),
+                "window_start": ws,
+                "window_s": w,
+                "in": ln["in"],
+                "out": ln["out"],
+                "volume": vol,
+                "flow_vph": vol * 3600.0 / w,
+                "pcu_vph": ln["pcu"] * 3600.0 / w,
+                "mean_speed_kmh": (ln["speed_sum"] / ln["speed_n"]) if ln["speed_n"] else None,
+                "by_class": ln["by_class"],
+            }
+            lane_flows.append(rec)
+        if cam_cfg is not None:  # a zero-volume line is a measurement too
+            for line in cam_cfg.lines:
+                if line.id not in acc["lines"]:
+                    lane_flows.append(
+                        {
+                            "kind": "lane_flow",
+                            "camera_id": cam,
+                            "intersection": inter,
+                            "line_id": line.id,
+                            "lane": line.lane,
+                            "window_start": ws,
+                            "window_s": w,
+                            "in": 0,
+                            "out": 0,
+                            "volume": 0,
+                            "flow_vph": 0.0,
+                            "pcu_vph": 0.0,
+                            "mean_speed_kmh": None,
+                            "by_class": {},
+                        }
+                    )
+        zones = {}
+        congested = dict(clk.get("congested") or {})
+        for zid, zz in acc["zones"].items():
+            n = max(1, acc["frames"])
+            occ, mean = zz["busy"] / n, zz["sum"] / n
+            zones[zid] = {"occupancy": occ, "mean_count": mean}
+            now, alert = congestion_alert(
+                cam, zid, ws + w, occ, mean, bool(congested.get(zid)), self.settings.incidents
+            )
+            congested[zid] = now
+            if alert is not None:
+                alert.values["window_start"] = ws
+                await self._send(self.alerts, alert.key, asdict(alert), cam)
+                self.metrics.inc("citystream_alerts_total", kind=alert.kind)
+        clk["congested"] = congested
+        summary = {
+            "kind": "camera_flow",
+            "camera_id": cam,
+            "intersection": inter,
+            "window_start": ws,
+            "window_s": w,
+            "frames": acc["frames"],
+            "lanes": lane_flows,
+            "zones": zones,
+            "volume": sum(x["volume"] for x in lane_flows),
+        }
+        await self._send(self.flows, f"{cam}:{ws}", summary, route)
+        self.metrics.inc("citystream_flows_total")
+        for k in acc.get("keys", []):
+            if self.seen.get(k) is not None:
+                del self.seen[k]
+        if self.flow_acc.get(akey) is not None:
+            del self.flow_acc[akey]
+
+    # ---- signal --------------------------------------------------------------------------
+    async def _signal_agent(self, stream: Any) -> None:
+        async for ev in stream.events():
+            try:
+                f = json.loads(ev.value)
+            except (ValueError, TypeError):
+                continue
+            await self.signal_flow(f)
+
+    async def signal_flow(self, f: dict[str, Any]) -> None:
+        inter = f.get("intersection")
+        if not inter or f.get("kind") != "camera_flow":
+            return
+        ws = f["window_start"]
+        pkey = f"{inter}|{ws}"
+        acc = self.plan_acc.get(pkey) or {"cams": {}, "ws": ws}
+        acc["cams"][f["camera_id"]] = f["lanes"]
+        expected = set(self._cameras_by_intersection.get(inter, []))
+        if expected and not expected <= set(acc["cams"]):
+            self.plan_acc[pkey] = acc
+            return
+        if self.plan_acc.get(pkey) is not None:
+            del self.plan_acc[pkey]
+        lanes = [ln for cam_lanes in acc["cams"].values() for ln in cam_lanes]
+        plan = plan_intersection(self.config, inter, lanes, ws, f["window_s"])
+        await self._send(self.plans, f"{inter}:{ws}", plan, inter)
+        self.metrics.inc("citystream_plans_total")
+
+
+def plan_intersection(
+    config: SiteConfig, inter: str, lanes: list[dict[str, Any]], ws: float, window_s: float
+) -> dict[str, Any]:
+    """A fixed-time plan for the next cycle from the window's lane flows.
+
+    Uses `engine.signal` (the Rust signal core) when the intersection has phases configured;
+    otherwise a Webster plan over "one phase per approach line" with 3 s lost time per phase
+    and 1,800 pcu/h saturation flow."""
+    base = {
+        "kind": "signal_plan",
+        "intersection": inter,
+        "window_start": ws,
+        "window_s": window_s,
+        "lane_pcu_vph": {f"{ln['camera_id']}:{ln['line_id']}": ln["pcu_vph"] for ln in lanes},
+    }
+    spec = config.intersections.get(inter)
+    if spec:
+        try:
+            from streams.signal_adapter import plan_with_engine  # type: ignore[import-not-found]
+
+            return {**base, **plan_with_engine(config, inter, lanes)}
+        except ImportError:
+            pass
+    return {**base, **webster(lanes)}
+
+
+def webster(
+    lanes: list[dict[str, Any]],
+    sat_pcu_h: float = 1800.0,
+    lost_per_phase_s: float = 3.0,
+    min_green_s: float = 7.0,
+    min_cycle_s: float = 30.0,
+    max_cycle_s: float = 150.0,
+) -> dict[str, Any]:
+    """Webster's optimum cycle C = (1.5 L + 5) / (1 − Y), greens ∝ critical flow ratios."""
+    phases = [
+        (f"{ln['camera_id']}:{ln['line_id']}", ln["pcu_vph"] / sat_pcu_h) for ln in lanes
+    ] or [("all", 0.0)]
+    n = len(phases)
+    lost = lost_per_phase_s * n
+    y = sum(r for _, r in phases)
+    if y >= 0.95:
+        cycle, saturated = max_cycle_s, True
+    else:
+        cycle, saturated = (1.5 * lost + 5.0) / (1.0 - y), False
+    cycle = min(max_cycle_s, max(min_cycle_s, cycle, n * min_green_s + lost))
+    eff = cycle - lost
+    greens = {}
+    for pid, r in phases:
+        share = (r / y) if y > 0 else 1.0 / n
+        greens[pid] = max(min_green_s, share * eff)
+    scale = (
+        (eff - n * min_green_s) / max(1e-9, sum(g - min_green_s for g in greens.values()))
+        if sum(greens.values()) > eff
+        else 1.0
+    )
+    if scale != 1.0:
+        greens = {k: min_green_s + (g - min_green_s) * scale for k, g in greens.items()}
+    return {
+        "method": "webster",
+        "cycle_s": round(cycle, 1),
+        "flow_ratio_sum": round(y, 4),
+        "oversaturated": saturated,
+        "greens_s": {k: round(v, 1) for k, v in greens.items()},
+    }
+
+
+def create_app(
+    config: SiteConfig,
+    settings: StreamSettings | None = None,
+    *,
+    broker: str,
+    pipeline: Any = None,
+    load_detector: bool | None = None,
+    metrics: Metrics | None = None,
+) -> StreamApp:
+    """Build the Faust app for a site (topics, tables, agents)."""
+    return StreamApp(
+        config,
+        settings or StreamSettings.from_site(config),
+        broker,
+        pipeline=pipeline,
+        load_detector=load_detector,
+        metrics=metrics,
+    )
+
+
+async def ensure_topics(broker: str, settings: StreamSettings, timeout: float = 20.0) -> None:
+    """Create the citystream topics (idempotent) with the configured partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    from streams.settings import TOPICS
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(broker), request_timeout_ms=int(timeout * 1000)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                settings.topic(t),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication,
+            )
+            for t in TOPICS
+            if settings.topic(t) not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
