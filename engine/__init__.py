@@ -22,15 +22,18 @@ from engine.errors import (
 )
 from engine.pipeline import Pipeline, Stage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
+from engine.tracking import CameraAnalytics, ConfirmedTracks
 
 __version__ = _core.__version__
 
 __all__ = [
     "COCO_TO_ROAD",
     "Alert",
+    "CameraAnalytics",
     "CameraConfig",
     "CitystreamError",
     "ConfigError",
+    "ConfirmedTracks",
     "Detections",
     "DetectorConfig",
     "EnvelopeError",
