@@ -1,6 +1,9 @@
 """Type stubs for the compiled Rust module `engine._core`. Each section mirrors one
 `rust_core/src/python/<module>.rs`; keep them in step."""
 
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
 # ---- errors -------------------------------------------------------------------------
