@@ -6,6 +6,7 @@ Python orchestrates; the compiled Rust core (`engine._core`) does the per-frame 
 from engine import _core
 from engine.config import CameraConfig, DetectorConfig, SiteConfig, TrackerConfig
 from engine.detections import COCO_TO_ROAD, Detections, RoadClass
+from engine.detector import Detector
 from engine.errors import (
     CitystreamError,
     ConfigError,
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "ConfirmedTracks",
     "Detections",
+    "Detector",
     "DetectorConfig",
     "EnvelopeError",
     "FrameError",

@@ -16,8 +16,64 @@ class SignalConstraintError(CitystreamError): ...
 class PlateError(CitystreamError): ...
 
 # ---- preprocess ---------------------------------------------------------------------
+def letterbox(
+    frame: npt.NDArray[np.uint8], size: tuple[int, int] = (416, 416)
+) -> tuple[npt.NDArray[np.float32], float, tuple[float, float]]:
+    """Letterbox a BGR uint8 HxWx3 frame to RGB float32 (3, h, w) in 0..1 (pad 114/255).
+    size=(w, h). Returns (tensor, scale, (pad_x, pad_y)); x_orig = (x - pad_x) / scale.
+    Raises FrameError for anything but a non-empty C-contiguous uint8 HxWx3 array."""
+
+def letterbox_batch(
+    frames: list[npt.NDArray[np.uint8]], size: tuple[int, int] = (416, 416)
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Letterbox frames of any sizes into one (N, 3, h, w) tensor.
+    Returns (batch, scales (N,), pads (N, 2) as (pad_x, pad_y))."""
+
+def warp_perspective(
+    frame: npt.NDArray[np.uint8],
+    h_inv: npt.ArrayLike,
+    size: tuple[int, int],
+    out: str = "u8",
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0),
+    rgb: bool = True,
+) -> npt.NDArray[np.uint8] | npt.NDArray[np.float32]:
+    """Bilinear perspective warp; h_inv (3x3) maps output pixel -> source pixel (like
+    cv2.warpPerspective with WARP_INVERSE_MAP, black border). out="u8": (h, w, 3) BGR
+    uint8; out="chw": (3, h, w) float32 (v - mean) / std, RGB planes unless rgb=False."""
+
+def quad_to_rect_h_inv(
+    quad: list[tuple[float, float]], size: tuple[int, int]
+) -> npt.NDArray[np.float64]:
+    """h_inv for warp_perspective that rectifies quad (TL, TR, BR, BL) to size=(w, h)."""
 
 # ---- detect -------------------------------------------------------------------------
+def decode_yolo(
+    output: npt.NDArray[np.float32],
+    kind: str,
+    conf: float,
+    iou: float,
+    scales: list[float],
+    pads: list[tuple[float, float]],
+    orig_sizes: list[tuple[float, float]],
+    max_det: int = 300,
+    class_map: list[int] | None = None,
+    input_size: tuple[int, int] = (416, 416),
+) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int32]]]:
+    """Decode a YOLO output batch and run class-aware NMS. kind: yolov3 | yolov5 | yolox
+    ([N, A, 5+C] decoded rows), yolox_raw (grid-relative, strides 8/16/32 over input_size),
+    yolov8 ([N, 4+C, A]). class_map: model class -> output id or -1 (None: COCO-80 -> road
+    classes; [] keeps model ids). Per item: (xyxy (K,4) in original pixels, scores, class_ids).
+    Rows with NaN/inf are skipped; a wrong shape raises ModelOutputError."""
+
+def nms(
+    xyxy: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    class_ids: npt.NDArray[np.int32],
+    iou: float = 0.45,
+    max_det: int = 300,
+) -> npt.NDArray[np.int64]:
+    """Class-aware greedy NMS; kept indices, highest score first."""
 
 # ---- track --------------------------------------------------------------------------
 class Tracker:
