@@ -664,10 +664,17 @@ impl Tracker {
             let h = t.height();
             let r = (MEAS_STD * h).powi(2);
             let (vx, vy) = (t.kf[0].p00 + r, t.kf[1].p00 + r);
+            // Gate-only candidates: wide for young tracks (motion still unknown), narrow for
+            // established ones so a lost track never grabs a newcomer far from its path.
+            let cap = if t.hits < cfg.min_hits.max(2) {
+                3.0 * h
+            } else {
+                0.75 * h
+            };
             let (gx, gy) = if gated {
                 (
-                    (GATE_CHI2 * vx).sqrt().min(3.0 * h) as f32,
-                    (GATE_CHI2 * vy).sqrt().min(3.0 * h) as f32,
+                    (GATE_CHI2 * vx).sqrt().min(cap) as f32,
+                    (GATE_CHI2 * vy).sqrt().min(cap) as f32,
                 )
             } else {
                 (0.0, 0.0)
@@ -694,7 +701,11 @@ impl Tracker {
                     1.0 - ov as f64
                 } else if gated {
                     let (cx, cy, _, bh) = to_cxcywh(b);
-                    let d2 = (cx - t.kf[0].x).powi(2) / vx + (cy - t.kf[1].x).powi(2) / vy;
+                    let (ex, ey) = (cx - t.kf[0].x, cy - t.kf[1].x);
+                    if ex.abs() > gx as f64 || ey.abs() > gy as f64 {
+                        continue;
+                    }
+                    let d2 = ex * ex / vx + ey * ey / vy;
                     let ratio = bh.max(1.0) / h;
                     if d2 < GATE_CHI2 && (0.5..=2.0).contains(&ratio) {
                         1.0 - thr as f64 + 0.01 + 0.1 * d2 / GATE_CHI2
