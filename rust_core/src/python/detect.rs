@@ -61,6 +61,13 @@ fn decode_yolo<'py>(
         .try_readonly()
         .map_err(|_| CoreError::Model("output array is borrowed mutably".into()))?;
     let shape = ro.shape().to_vec();
+    // as_slice also accepts Fortran order, which would be read in the wrong order
+    if !ro.is_c_contiguous() {
+        return Err(CoreError::Model(format!(
+            "detector output must be C-contiguous (shape {shape:?})"
+        ))
+        .into());
+    }
     let data = ro.as_slice().map_err(|_| {
         CoreError::Model(format!(
             "detector output must be C-contiguous (shape {shape:?})"
