@@ -23,6 +23,14 @@ from engine.errors import (
 )
 from engine.pipeline import Pipeline, Stage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
+from engine.signal import (
+    GreenWave,
+    Intersection,
+    MaxPressureController,
+    PressureActuatedController,
+    SignalController,
+    WebsterPlan,
+)
 from engine.tracking import CameraAnalytics, ConfirmedTracks
 
 __version__ = _core.__version__
@@ -57,4 +65,10 @@ __all__ = [
     "TrackerConfig",
     "UnknownCameraError",
     "ZoneOccupancy",
+    "GreenWave",
+    "Intersection",
+    "MaxPressureController",
+    "PressureActuatedController",
+    "SignalController",
+    "WebsterPlan",
 ]

@@ -1,6 +1,8 @@
 """Type stubs for the compiled Rust module `engine._core`. Each section mirrors one
 `rust_core/src/python/<module>.rs`; keep them in step."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -184,6 +186,130 @@ class CameraAnalyticsCore:
 # ---- flow ---------------------------------------------------------------------------
 
 # ---- signal -------------------------------------------------------------------------
+class Intersection:
+    def __init__(
+        self,
+        id: str,
+        movements: list[tuple[str, str, str, int, float, float]],  # id, approach, turn, lanes, sat_flow, crossing_m
+        phases: list[tuple[str, list[str], float | None, float | None, float | None, float | None]],  # name, movements, min, max, yellow, all_red
+        order: list[str] | None = None,
+        conflicts: list[tuple[str, str]] | None = None,
+        permissive: list[tuple[str, str]] | None = None,
+        clearance: dict[str, float] | None = None,
+        min_green: float = 10.0,
+        max_green: float = 60.0,
+        cycle_min: float = 40.0,
+        cycle_max: float = 180.0,
+    ) -> None: ...
+    @staticmethod
+    def standard_four_arm(
+        id: str,
+        lanes_left: int = 1,
+        lanes_through: int = 2,
+        lanes_right: int = 1,
+        sat_flow_per_lane: float = 1800.0,
+        protected_left: bool = True,
+        pedestrians: bool = False,
+        crossing_m: float = 14.0,
+        min_green: float = 10.0,
+        max_green: float = 60.0,
+        yellow: float | None = None,
+        all_red: float | None = None,
+        cycle_min: float = 40.0,
+        cycle_max: float = 180.0,
+        clearance: dict[str, float] | None = None,
+    ) -> Intersection: ...
+    id: str
+    movement_ids: list[str]
+    approaches: list[str]
+    turns: list[str]
+    lanes: list[int]
+    sat_flows: list[float]
+    phase_names: list[str]
+    phase_movements: list[list[str]]
+    min_green: list[float]
+    max_green: list[float]
+    yellow: list[float]
+    all_red: list[float]
+    preempt_min_green: list[float]
+    order: list[str]
+    cycle_bounds: tuple[float, float]
+    kinematic_clearance: tuple[float, float]
+    def phase_lost_time(self, phase: int | str) -> float: ...
+    def phases_serving(self, movement: str) -> list[str]: ...
+    def conflict_matrix(self) -> np.ndarray: ...
+
+def webster_plan(ix: Intersection, flows: np.ndarray) -> dict[str, Any]: ...
+def critical_lane_plan(ix: Intersection, flows: np.ndarray, target_vc: float = 0.9, phf: float = 1.0) -> dict[str, Any]: ...
+def ite_yellow(reaction_s: float, speed_kmh: float, decel: float, grade: float) -> float: ...
+def all_red_time(width_m: float, vehicle_length_m: float, speed_kmh: float) -> float: ...
+def ped_min_green(walk_s: float, crossing_m: float, ped_speed: float) -> float: ...
+
+class AdaptivePlanner:
+    def __init__(self, ix: Intersection, alpha: float = 0.4, max_cycle_change: float = 10.0, max_green_change: float = 8.0) -> None: ...
+    def update(self, flows: np.ndarray) -> dict[str, Any]: ...
+    updates: int
+
+class MaxPressureController:
+    def __init__(self, ix: Intersection, approach_weight: float = 0.0, switch_margin: float = 0.0, cyclic: bool = False) -> None: ...
+    def decide(
+        self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,
+        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
+        interval: str = "green", now: float = 0.0,
+    ) -> tuple[int | None, np.ndarray, list[bool]]: ...
+
+class PressureActuatedController:
+    def __init__(
+        self, ix: Intersection, approach_weight: float = 0.5, gap_out_s: float = 3.0, switch_ratio: float = 2.0,
+        switch_margin: float = 4.0, max_wait_s: float = 120.0, cyclic: bool = False,
+    ) -> None: ...
+    def decide(
+        self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,
+        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
+        interval: str = "green", now: float = 0.0,
+    ) -> tuple[int | None, np.ndarray, list[bool]]: ...
+
+class FixedTimeController:
+    def __init__(self, ix: Intersection, greens: list[float], offset: float = 0.0) -> None: ...
+    cycle: float
+
+class AdaptiveController:
+    def __init__(
+        self, ix: Intersection, initial_flows: list[float], alpha: float = 0.4,
+        max_cycle_change: float = 10.0, max_green_change: float = 8.0,
+    ) -> None: ...
+
+class SignalController:
+    def __init__(self, ix: Intersection, controller: Any = None, initial_phase: int = 0) -> None: ...
+    def step(
+        self, dt: float, queue: np.ndarray | None = None, approaching: np.ndarray | None = None,
+        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
+        arrivals: np.ndarray | None = None, request: int | str | None = None,
+    ) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
+    def lights(self) -> np.ndarray: ...
+    def sumo_state(self, links: list[str | int | None], minor: list[bool] | None = None) -> str: ...
+    def preempt(self, phase: int | str) -> None: ...
+    def clear_preempt(self) -> None: ...
+    preempting: int | None
+    switches: int
+    plan_greens: list[float] | None
+    pressures: list[float] | None
+
+def green_wave_optimize(
+    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
+    cycle_min: float, cycle_max: float, cycle_step: float = 1.0,
+) -> dict[str, Any]: ...
+def green_wave_exhaustive(
+    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
+    cycle: float, step: float,
+) -> dict[str, Any]: ...
+def green_wave_bandwidths(
+    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
+    cycle: float, offsets: list[float],
+) -> tuple[float, float]: ...
+def bench_decisions(ix: Intersection, n: int, hybrid: bool = False, seed: int = 1) -> float: ...
+def bench_replans(ix: Intersection, n: int, seed: int = 1) -> float: ...
 
 # ---- plate --------------------------------------------------------------------------
 

@@ -1,0 +1,665 @@
+//! Controllers: they read detector state and *request* a next phase from the
+//! [`SignalMachine`], which alone decides what is shown.
+//!
+//! * [`FixedTimeController`] follows a plan (greens per phase, cycle, offset) locked to the
+//!   clock, so coordinated intersections keep their offsets.
+//! * [`AdaptiveFollower`] follows an [`AdaptivePlanner`] plan and re-plans at every cycle
+//!   start from the arrivals it counted during the cycle.
+//! * [`MaxPressureController`]: pressure = Σ over a phase's movements of
+//!   (s/1800)·(queue + β·approaching − downstream queue); after the minimum green the phase
+//!   of highest pressure is requested when it beats the current one by a margin (the cost of
+//!   switching), optionally in cyclic order.
+//! * [`PressureActuatedController`]: the hybrid. It keeps a green while the phase still has
+//!   a standing queue or dense arrivals (gap below the gap-out), switches as soon as the
+//!   phase is empty, skips phases without demand, chooses the next phase by pressure, cuts a
+//!   still-busy green only when the waiting pressure clearly outweighs what the green still
+//!   serves (switching costs a clearance), and never lets a called phase wait beyond a
+//!   maximum wait.
+
+use std::sync::Arc;
+
+use super::machine::{Interval, SignalMachine, Status};
+use super::model::Intersection;
+use super::plan::{AdaptiveParams, AdaptivePlanner, Plan};
+use crate::error::{CoreError, CoreResult};
+
+/// Per-movement detector state for one decision (all slices have one entry per movement).
+#[derive(Debug, Clone, Copy)]
+pub struct DetectorState<'a> {
+    /// Halting vehicles (or waiting pedestrians) of the movement.
+    pub queue: &'a [f64],
+    /// Moving vehicles within the detection range upstream of the stop line.
+    pub approaching: &'a [f64],
+    /// Seconds since the last vehicle arrived at the upstream detection point (∞ = none).
+    pub gap_s: Option<&'a [f64]>,
+    /// Queue on the movement's downstream link (max-pressure); absent = 0.
+    pub downstream: Option<&'a [f64]>,
+    /// Vehicles that arrived during this step (the adaptive follower counts flows from it).
+    pub arrivals: Option<&'a [f64]>,
+}
+
+impl DetectorState<'_> {
+    pub fn validate(&self, ix: &Intersection) -> CoreResult<()> {
+        let n = ix.n_movements();
+        let check = |name: &str, v: Option<&[f64]>, allow_inf: bool| -> CoreResult<()> {
+            if let Some(v) = v {
+                if v.len() != n {
+                    return Err(CoreError::Input(format!(
+                        "intersection '{}': detector '{name}' has {} entries, expected {n} (one per movement)",
+                        ix.id,
+                        v.len()
+                    )));
+                }
+                for (m, &x) in v.iter().enumerate() {
+                    if x.is_nan() || x < 0.0 || (!allow_inf && x.is_infinite()) {
+                        return Err(CoreError::Input(format!(
+                            "intersection '{}': detector '{name}' of movement '{}' must be ≥ 0{} (got {x})",
+                            ix.id,
+                            ix.movements[m].id,
+                            if allow_inf { "" } else { " and finite" }
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        };
+        check("queue", Some(self.queue), false)?;
+        check("approaching", Some(self.approaching), false)?;
+        check("gap_s", self.gap_s, true)?;
+        check("downstream", self.downstream, false)?;
+        check("arrivals", self.arrivals, false)
+    }
+}
+
+fn weight(ix: &Intersection, m: usize) -> f64 {
+    let mv = &ix.movements[m];
+    if mv.is_pedestrian() {
+        1.0
+    } else {
+        mv.sat_flow / 1800.0
+    }
+}
+
+/// Phase pressures and calls (a phase "calls" when any of its movements has a queue or an
+/// approaching vehicle).
+fn pressures(ix: &Intersection, d: &DetectorState, beta: f64, out: &mut [f64], calls: &mut [bool]) {
+    for (p, ph) in ix.phases.iter().enumerate() {
+        let mut s = 0.0;
+        let mut c = false;
+        for &m in &ph.movements {
+            let q = d.queue[m];
+            let a = d.approaching[m];
+            let dn = d.downstream.map(|v| v[m]).unwrap_or(0.0);
+            s += weight(ix, m) * (q + beta * a - dn);
+            c |= q > 0.0 || a > 0.0;
+        }
+        out[p] = s;
+        calls[p] = c;
+    }
+}
+
+/// Result of a decision: the phase requested (None = keep the current green).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub target: Option<usize>,
+    pub pressures: Vec<f64>,
+    pub calls: Vec<bool>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Max-pressure
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaxPressureParams {
+    /// Weight β of approaching (moving) vehicles relative to halting ones.
+    pub approach_weight: f64,
+    /// A switch needs pressure(new) > pressure(current) + margin (the cost of switching).
+    pub switch_margin: f64,
+    /// Only ever move to the next phase (with demand) of the cyclic order.
+    pub cyclic: bool,
+}
+
+impl Default for MaxPressureParams {
+    fn default() -> Self {
+        MaxPressureParams {
+            approach_weight: 0.0,
+            switch_margin: 0.0,
+            cyclic: false,
+        }
+    }
+}
+
+fn check_nonneg(ix: &Intersection, what: &str, v: f64) -> CoreResult<()> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(CoreError::Signal(format!(
+            "intersection '{}': controller parameter {what} must be finite and ≥ 0 (got {v})",
+            ix.id
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct MaxPressureController {
+    pub ix: Arc<Intersection>,
+    pub params: MaxPressureParams,
+    pub pressures: Vec<f64>,
+    pub calls: Vec<bool>,
+}
+
+impl MaxPressureController {
+    pub fn new(ix: Arc<Intersection>, params: MaxPressureParams) -> CoreResult<Self> {
+        check_nonneg(&ix, "approach_weight", params.approach_weight)?;
+        check_nonneg(&ix, "switch_margin", params.switch_margin)?;
+        let np = ix.n_phases();
+        Ok(MaxPressureController {
+            ix,
+            params,
+            pressures: vec![0.0; np],
+            calls: vec![false; np],
+        })
+    }
+
+    /// Decide from the machine's status and the detector state (validated by the caller or
+    /// by [`Self::decide_checked`]).
+    pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
+        let ix = &*self.ix;
+        pressures(
+            ix,
+            d,
+            self.params.approach_weight,
+            &mut self.pressures,
+            &mut self.calls,
+        );
+        if st.interval != Interval::Green || st.elapsed_s < ix.phases[st.phase].min_green {
+            return None;
+        }
+        let cur = st.phase;
+        let cand = if self.params.cyclic {
+            let mut p = cur;
+            let mut found = None;
+            for _ in 0..ix.n_phases() {
+                p = ix.next_in_order(p);
+                if p == cur {
+                    break;
+                }
+                if self.calls[p] {
+                    found = Some(p);
+                    break;
+                }
+            }
+            found
+        } else {
+            (0..ix.n_phases())
+                .filter(|&p| p != cur && self.calls[p])
+                .max_by(|&a, &b| self.pressures[a].total_cmp(&self.pressures[b]))
+        };
+        match cand {
+            Some(p) if self.pressures[p] > self.pressures[cur] + self.params.switch_margin => {
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
+        d.validate(&self.ix)?;
+        let target = self.decide(st, d);
+        Ok(Decision {
+            target,
+            pressures: self.pressures.clone(),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pressure-actuated hybrid
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureActuatedParams {
+    /// Weight β of approaching vehicles in pressures.
+    pub approach_weight: f64,
+    /// A green with no standing queue ends when no vehicle arrived for this long.
+    pub gap_out_s: f64,
+    /// A still-busy green is cut when the best waiting pressure exceeds
+    /// `switch_ratio` × its own pressure + `switch_margin`.
+    pub switch_ratio: f64,
+    pub switch_margin: f64,
+    /// A phase with demand never waits longer than this (s) once the current green has
+    /// served its minimum.
+    pub max_wait_s: f64,
+    /// Serve phases in the cyclic order (skipping those without demand) instead of by pressure.
+    pub cyclic: bool,
+}
+
+impl Default for PressureActuatedParams {
+    fn default() -> Self {
+        PressureActuatedParams {
+            approach_weight: 0.5,
+            gap_out_s: 3.0,
+            switch_ratio: 2.0,
+            switch_margin: 4.0,
+            max_wait_s: 120.0,
+            cyclic: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PressureActuatedController {
+    pub ix: Arc<Intersection>,
+    pub params: PressureActuatedParams,
+    pub pressures: Vec<f64>,
+    pub calls: Vec<bool>,
+    last_served: Vec<f64>,
+}
+
+impl PressureActuatedController {
+    pub fn new(ix: Arc<Intersection>, params: PressureActuatedParams) -> CoreResult<Self> {
+        check_nonneg(&ix, "approach_weight", params.approach_weight)?;
+        check_nonneg(&ix, "gap_out_s", params.gap_out_s)?;
+        check_nonneg(&ix, "switch_ratio", params.switch_ratio)?;
+        check_nonneg(&ix, "switch_margin", params.switch_margin)?;
+        check_nonneg(&ix, "max_wait_s", params.max_wait_s)?;
+        let np = ix.n_phases();
+        Ok(PressureActuatedController {
+            ix,
+            params,
+            pressures: vec![0.0; np],
+            calls: vec![false; np],
+            last_served: vec![0.0; np],
+        })
+    }
+
+    pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
+        let ix = &*self.ix;
+        let pr = &self.params;
+        pressures(
+            ix,
+            d,
+            pr.approach_weight,
+            &mut self.pressures,
+            &mut self.calls,
+        );
+        if st.interval == Interval::Green {
+            self.last_served[st.phase] = st.now_s;
+        }
+        if st.interval != Interval::Green || st.elapsed_s < ix.phases[st.phase].min_green {
+            return None;
+        }
+        let cur = st.phase;
+        let np = ix.n_phases();
+        let mut any = false;
+        for p in 0..np {
+            any |= p != cur && self.calls[p];
+        }
+        if !any {
+            return None; // rest in green
+        }
+        // Starvation guard: the longest-waiting called phase past the maximum wait.
+        let starving = (0..np)
+            .filter(|&p| {
+                p != cur && self.calls[p] && st.now_s - self.last_served[p] > pr.max_wait_s
+            })
+            .max_by(|&a, &b| {
+                (st.now_s - self.last_served[a]).total_cmp(&(st.now_s - self.last_served[b]))
+            });
+        if let Some(p) = starving {
+            return Some(p);
+        }
+        let next = if pr.cyclic {
+            let mut p = cur;
+            loop {
+                p = ix.next_in_order(p);
+                if p == cur || self.calls[p] {
+                    break;
+                }
+            }
+            p
+        } else {
+            (0..np)
+                .filter(|&p| p != cur && self.calls[p])
+                .max_by(|&a, &b| self.pressures[a].total_cmp(&self.pressures[b]))
+                .unwrap_or(cur)
+        };
+        if next == cur {
+            return None;
+        }
+        // Is the current green still doing work?
+        let mut queue = false;
+        let mut dense = false;
+        for &m in &ix.phases[cur].movements {
+            queue |= d.queue[m] >= 1.0;
+            let gap = d.gap_s.map(|g| g[m]).unwrap_or(0.0);
+            dense |= d.approaching[m] > 0.0 && gap < pr.gap_out_s;
+        }
+        if !(queue || dense) {
+            return Some(next);
+        }
+        if self.pressures[next] > pr.switch_ratio * self.pressures[cur].max(0.0) + pr.switch_margin
+        {
+            return Some(next);
+        }
+        None
+    }
+
+    pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
+        d.validate(&self.ix)?;
+        let target = self.decide(st, d);
+        Ok(Decision {
+            target,
+            pressures: self.pressures.clone(),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixed-time (coordinated) and adaptive plan following
+
+/// Follows fixed greens in the cyclic order, locked to the clock: phase `order[0]`'s green
+/// starts at `offset` (mod cycle). A green ends when the clock leaves its window; a phase
+/// that arrives early in its window holds until the window ends, so a controller that
+/// starts out of step converges onto the schedule.
+#[derive(Debug, Clone)]
+pub struct FixedTimeController {
+    pub ix: Arc<Intersection>,
+    pub greens: Vec<f64>,
+    pub cycle: f64,
+    pub offset: f64,
+    starts: Vec<f64>,
+}
+
+impl FixedTimeController {
+    pub fn new(ix: Arc<Intersection>, greens: &[f64], offset: f64) -> CoreResult<Self> {
+        if greens.len() != ix.n_phases() {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': plan has {} greens, expected {}",
+                ix.id,
+                greens.len(),
+                ix.n_phases()
+            )));
+        }
+        for (p, &g) in greens.iter().enumerate() {
+            let ph = &ix.phases[p];
+            if !g.is_finite() || g + 1e-9 < ph.min_green || g > ph.max_green + 1e-9 {
+                return Err(CoreError::Signal(format!(
+                    "intersection '{}': plan green {g} s of phase '{}' is outside [{}, {}]",
+                    ix.id, ph.name, ph.min_green, ph.max_green
+                )));
+            }
+        }
+        if !offset.is_finite() {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': offset must be finite",
+                ix.id
+            )));
+        }
+        let mut starts = vec![0.0; ix.n_phases()];
+        let mut t = 0.0;
+        for &p in &ix.order {
+            starts[p] = t;
+            t += greens[p] + ix.phases[p].yellow + ix.phases[p].all_red;
+        }
+        Ok(FixedTimeController {
+            greens: greens.to_vec(),
+            cycle: t,
+            offset,
+            starts,
+            ix,
+        })
+    }
+
+    pub fn from_plan(ix: Arc<Intersection>, plan: &Plan, offset: f64) -> CoreResult<Self> {
+        Self::new(ix, &plan.greens, offset)
+    }
+
+    pub fn decide(&self, st: &Status) -> Option<usize> {
+        if st.interval != Interval::Green {
+            return None;
+        }
+        let p = st.phase;
+        let c = self.cycle;
+        let pos = (st.now_s - self.offset).rem_euclid(c);
+        let since_end = (pos - (self.starts[p] + self.greens[p])).rem_euclid(c);
+        let off_window = c - self.greens[p];
+        if since_end < off_window * 0.5 {
+            Some(self.ix.next_in_order(p))
+        } else {
+            None
+        }
+    }
+}
+
+/// Follows the plan of an [`AdaptivePlanner`] and re-plans once per cycle (when the first
+/// phase of the order starts) from the arrivals counted over the cycle.
+#[derive(Debug, Clone)]
+pub struct AdaptiveFollower {
+    pub planner: AdaptivePlanner,
+    pub plan: Plan,
+    counts: Vec<f64>,
+    cycle_start: f64,
+    was_first_green: bool,
+}
+
+impl AdaptiveFollower {
+    pub fn new(
+        ix: Arc<Intersection>,
+        params: AdaptiveParams,
+        initial_flows: &[f64],
+    ) -> CoreResult<Self> {
+        let mut planner = AdaptivePlanner::new(ix.clone(), params)?;
+        let plan = planner.update(initial_flows)?;
+        Ok(AdaptiveFollower {
+            planner,
+            plan,
+            counts: vec![0.0; ix.n_movements()],
+            cycle_start: 0.0,
+            was_first_green: true,
+        })
+    }
+
+    pub fn decide(&mut self, st: &Status, d: Option<&DetectorState>) -> CoreResult<Option<usize>> {
+        let ix = self.planner.ix.clone();
+        if let Some(a) = d.and_then(|d| d.arrivals) {
+            for (c, x) in self.counts.iter_mut().zip(a) {
+                *c += x;
+            }
+        }
+        let first = ix.order[0];
+        let first_green = st.interval == Interval::Green && st.phase == first;
+        if first_green && !self.was_first_green {
+            let dur = st.now_s - self.cycle_start;
+            if dur > 0.0 {
+                let flows: Vec<f64> = self.counts.iter().map(|c| c * 3600.0 / dur).collect();
+                self.plan = self.planner.update(&flows)?;
+            }
+            self.counts.iter_mut().for_each(|c| *c = 0.0);
+            self.cycle_start = st.now_s;
+        }
+        self.was_first_green = first_green;
+        if st.interval == Interval::Green && st.elapsed_s >= self.plan.greens[st.phase] {
+            return Ok(Some(ix.next_in_order(st.phase)));
+        }
+        Ok(None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The composite a simulation steps every second
+
+#[derive(Debug, Clone)]
+pub enum Strategy {
+    /// Requests come from the caller.
+    Manual,
+    Fixed(FixedTimeController),
+    Adaptive(Box<AdaptiveFollower>),
+    MaxPressure(MaxPressureController),
+    PressureActuated(PressureActuatedController),
+}
+
+/// A controller strategy driving the safety state machine.
+#[derive(Debug, Clone)]
+pub struct SignalController {
+    pub machine: SignalMachine,
+    pub strategy: Strategy,
+    pub last_request: Option<usize>,
+}
+
+impl SignalController {
+    pub fn new(
+        ix: Arc<Intersection>,
+        strategy: Strategy,
+        initial_phase: usize,
+    ) -> CoreResult<Self> {
+        let machine = SignalMachine::new(ix, initial_phase)?;
+        Ok(SignalController {
+            machine,
+            strategy,
+            last_request: None,
+        })
+    }
+
+    pub fn intersection(&self) -> &Arc<Intersection> {
+        self.machine.intersection()
+    }
+
+    /// Advance `dt_s`, let the strategy decide from `det`, and apply its request through
+    /// the machine. `manual` is the request for [`Strategy::Manual`].
+    pub fn step(
+        &mut self,
+        dt_s: f64,
+        det: Option<&DetectorState>,
+        manual: Option<usize>,
+    ) -> CoreResult<Status> {
+        if let Some(d) = det {
+            d.validate(self.machine.intersection())?;
+        }
+        self.machine.advance(dt_s)?;
+        let st = self.machine.status();
+        let need = |d: Option<&DetectorState>| -> CoreResult<()> {
+            if d.is_none() {
+                return Err(CoreError::Input(
+                    "this controller needs detector state (queue, approaching) every step".into(),
+                ));
+            }
+            Ok(())
+        };
+        let (req, calls): (Option<usize>, Option<&[bool]>) = match &mut self.strategy {
+            Strategy::Manual => (manual, None),
+            Strategy::Fixed(c) => (c.decide(&st), None),
+            Strategy::Adaptive(c) => (c.decide(&st, det)?, None),
+            Strategy::MaxPressure(c) => {
+                need(det)?;
+                let r = c.decide(&st, det.expect("checked"));
+                (r, Some(&c.calls[..]))
+            }
+            Strategy::PressureActuated(c) => {
+                need(det)?;
+                let r = c.decide(&st, det.expect("checked"));
+                (r, Some(&c.calls[..]))
+            }
+        };
+        self.last_request = req;
+        self.machine.apply(req, calls)?;
+        Ok(self.machine.status())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing helpers shared by the criterion bench and `engine._core.bench_decisions`.
+
+struct XorShift(u64);
+impl XorShift {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Random detector states for benchmarks: `k` states of `n` movements, flattened.
+pub fn random_states(n: usize, k: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut r = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut q = Vec::with_capacity(n * k);
+    let mut a = Vec::with_capacity(n * k);
+    let mut g = Vec::with_capacity(n * k);
+    for _ in 0..n * k {
+        q.push((r.next_f64() * 20.0).floor());
+        a.push((r.next_f64() * 8.0).floor());
+        g.push(r.next_f64() * 10.0);
+    }
+    (q, a, g)
+}
+
+/// Seconds for `n` decisions (max-pressure, or the hybrid) over random states.
+pub fn bench_decisions(
+    ix: Arc<Intersection>,
+    n: usize,
+    hybrid: bool,
+    seed: u64,
+) -> CoreResult<f64> {
+    let nm = ix.n_movements();
+    let k = 1024;
+    let (q, a, g) = random_states(nm, k, seed);
+    let mut mp = MaxPressureController::new(
+        ix.clone(),
+        MaxPressureParams {
+            approach_weight: 0.5,
+            ..Default::default()
+        },
+    )?;
+    let mut pa = PressureActuatedController::new(ix.clone(), PressureActuatedParams::default())?;
+    let t0 = std::time::Instant::now();
+    let mut acc = 0usize;
+    for i in 0..n {
+        let j = i % k;
+        let d = DetectorState {
+            queue: &q[j * nm..(j + 1) * nm],
+            approaching: &a[j * nm..(j + 1) * nm],
+            gap_s: Some(&g[j * nm..(j + 1) * nm]),
+            downstream: None,
+            arrivals: None,
+        };
+        let st = Status {
+            now_s: i as f64,
+            phase: i % ix.n_phases(),
+            next_phase: None,
+            interval: Interval::Green,
+            elapsed_s: 10.0 + (i % 50) as f64,
+            remaining_s: 0.0,
+            preempting: false,
+            changed: false,
+            held_by_min_green: false,
+        };
+        let r = if hybrid {
+            pa.decide(&st, &d)
+        } else {
+            mp.decide(&st, &d)
+        };
+        acc += r.unwrap_or(0);
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    std::hint::black_box(acc);
+    Ok(dt)
+}
+
+/// Seconds for `n` adaptive re-plans over random flows.
+pub fn bench_replans(ix: Arc<Intersection>, n: usize, seed: u64) -> CoreResult<f64> {
+    let nm = ix.n_movements();
+    let k = 256;
+    let (q, _, _) = random_states(nm, k, seed);
+    let flows: Vec<f64> = q.iter().map(|x| x * 40.0).collect();
+    let mut ap = AdaptivePlanner::new(ix, AdaptiveParams::default())?;
+    let t0 = std::time::Instant::now();
+    let mut acc = 0.0;
+    for i in 0..n {
+        let j = i % k;
+        acc += ap.update(&flows[j * nm..(j + 1) * nm])?.cycle;
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    std::hint::black_box(acc);
+    Ok(dt)
+}
