@@ -302,6 +302,10 @@ pub struct RecInput {
     /// Smallest plate (in source pixels, height × width) the recogniser can read.
     pub min_src_h: f32,
     pub min_src_w: f32,
+    /// Width/height to rectify to; 0 = the quad's measured aspect. Perspective shrinks
+    /// the measured aspect of a tilted plate, so detected plates use the physical one
+    /// (440/140 mm for a single-row plate).
+    pub aspect: f32,
 }
 
 impl Default for RecInput {
@@ -313,6 +317,7 @@ impl Default for RecInput {
             max_width: 480,
             min_src_h: 8.0,
             min_src_w: 24.0,
+            aspect: 0.0,
         }
     }
 }
@@ -341,10 +346,14 @@ pub fn rec_batch(
                 cfg.min_src_w, cfg.min_src_h
             )));
         }
-        let mx = cfg.margin as f64 * ph / pw; // margin as a fraction of the plate width
-        let full_w = pw * (1.0 + 2.0 * mx);
-        let w =
-            ((cfg.height as f64 * full_w / ph).ceil() as usize).clamp(cfg.min_width, cfg.max_width);
+        let aspect = if cfg.aspect > 0.0 {
+            cfg.aspect as f64
+        } else {
+            pw / ph
+        };
+        let mx = cfg.margin as f64 / aspect; // margin as a fraction of the plate width
+        let w = ((cfg.height as f64 * (aspect + 2.0 * cfg.margin as f64)).ceil() as usize)
+            .clamp(cfg.min_width, cfg.max_width);
         // Output rectangle [0,w]x[0,H] covers u in [-mx, 1+mx] of the plate quad.
         let unit = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
         let h_unit = homography_4pt(&unit, &q)?;

@@ -111,9 +111,11 @@ fn plate_decode_detections<'py>(
 
 /// Rectify plates (quads (N,4,2) TL,TR,BR,BL) into the recogniser's (N,3,height,W)
 /// float32 tensor; returns (tensor, widths). Raises PlateError for a plate smaller than
-/// `min_size` (w, h) source pixels or a degenerate quad.
+/// `min_size` (w, h) source pixels or a degenerate quad. `aspect` > 0 rectifies to that
+/// width/height instead of the quad's measured one.
 #[pyfunction]
-#[pyo3(signature = (frame, quads, height=32, margin=1.0/3.0, max_width=480, min_size=(24.0, 8.0)))]
+#[pyo3(signature = (frame, quads, height=32, margin=1.0/3.0, max_width=480, min_size=(24.0, 8.0), aspect=0.0))]
+#[allow(clippy::too_many_arguments)]
 fn plate_rec_batch<'py>(
     py: Python<'py>,
     frame: &Bound<'py, PyAny>,
@@ -122,14 +124,21 @@ fn plate_rec_batch<'py>(
     margin: f32,
     max_width: usize,
     min_size: (f32, f32),
+    aspect: f32,
 ) -> PyResult<(Bound<'py, PyArray4<f32>>, Bound<'py, PyArray1<i64>>)> {
     let ro = borrow_frame(frame)?;
     let v = view(&ro)?;
     let qs = quads_of(quads)?;
-    if !(0.0..=2.0).contains(&margin) || height == 0 || height > 256 || max_width > 4096 {
-        return Err(
-            CoreError::input("margin must be in 0..=2, height 1..=256, max_width ≤ 4096").into(),
-        );
+    if !(0.0..=2.0).contains(&margin)
+        || height == 0
+        || height > 256
+        || max_width > 4096
+        || !(0.0..=20.0).contains(&aspect)
+    {
+        return Err(CoreError::input(
+            "margin must be in 0..=2, height 1..=256, max_width ≤ 4096, aspect 0..=20",
+        )
+        .into());
     }
     let cfg = RecInput {
         height,
@@ -138,6 +147,7 @@ fn plate_rec_batch<'py>(
         max_width,
         min_src_w: min_size.0,
         min_src_h: min_size.1,
+        aspect,
     };
     let (data, w, widths) = py.detach(|| plate::rec_batch(&v, &qs, &cfg))?;
     let n = qs.len();
