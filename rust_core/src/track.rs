@@ -5,12 +5,14 @@
 //!   filter splits exactly into four independent (position, velocity) 2×2 filters — same
 //!   result, a fraction of the arithmetic. `dt` is the real time between frames (seconds),
 //!   so 5 fps and irregular frame intervals are handled by the same model.
-//! * Association, ByteTrack's three passes: high-score detections vs confirmed and lost
-//!   tracks; low-score detections vs the still-unmatched tracks that were seen last frame;
-//!   remaining high-score detections vs tentative tracks. A pair is a candidate when the
-//!   IoU of the predicted box reaches `match_iou`, or — for tracks whose motion is still
-//!   uncertain (new, or lost for a while at low fps) — when the detection centre lies inside
-//!   the filter's 99% gate. IoU candidates always rank before gate-only ones.
+//! * Association, ByteTrack's passes plus one: high-score detections vs confirmed and lost
+//!   tracks by IoU; low-score detections vs the still-unmatched tracks seen recently, by
+//!   IoU; then remaining high-score detections vs remaining confirmed/lost tracks by IoU or
+//!   by the filter's 99% centre gate (capped near the predicted box) — this catches
+//!   objects whose predicted box no longer overlaps at low fps, after the low-score pass so
+//!   a gate match never steals a track from its own low-score detection; finally
+//!   remaining high-score detections vs tentative tracks (IoU or a wide gate: their motion
+//!   is still unknown). IoU candidates always rank before gate-only ones.
 //! * Assignment is an optimal min-cost matching (shortest augmenting paths, rectangular,
 //!   with a per-track "stay unmatched" column) solved per connected component of the
 //!   sparse candidate graph. Candidates come from a sweep over detections sorted by x, so
@@ -112,6 +114,8 @@ const ACC_SIZE: f64 = 0.5;
 const INIT_VEL_STD: f64 = 4.0;
 /// χ² (2 dof) 99% gate on the centre innovation.
 const GATE_CHI2: f64 = 9.21;
+/// Weight of the motion term in an IoU pair's cost (kept below the unmatched margin).
+const MOTION_W: f64 = 0.1;
 
 /// One coordinate's (position, velocity) filter.
 #[derive(Debug, Clone, Copy)]
@@ -516,6 +520,7 @@ pub struct Tracker {
 enum Pass {
     HighVsActive,
     LowVsTracked,
+    GateVsActive,
     HighVsTentative,
 }
 
@@ -632,14 +637,17 @@ impl Tracker {
     ) {
         let cfg = &self.cfg;
         let (thr, gated) = match pass {
-            Pass::HighVsActive => (cfg.match_iou, true),
+            Pass::HighVsActive => (cfg.match_iou, false),
             Pass::LowVsTracked => (cfg.match_iou.max(0.3), false),
+            Pass::GateVsActive => (cfg.match_iou, true),
             Pass::HighVsTentative => (cfg.match_iou, true),
         };
         let want_det = |i: usize| -> bool {
             let s = scores[i];
             match pass {
-                Pass::HighVsActive | Pass::HighVsTentative => s >= cfg.high_threshold,
+                Pass::HighVsActive | Pass::GateVsActive | Pass::HighVsTentative => {
+                    s >= cfg.high_threshold
+                }
                 Pass::LowVsTracked => s >= cfg.low_threshold && s < cfg.high_threshold,
             }
         };
@@ -651,7 +659,9 @@ impl Tracker {
                 continue;
             }
             let ok = match pass {
-                Pass::HighVsActive => matches!(t.state, TrackState::Confirmed | TrackState::Lost),
+                Pass::HighVsActive | Pass::GateVsActive => {
+                    matches!(t.state, TrackState::Confirmed | TrackState::Lost)
+                }
                 Pass::LowVsTracked => was_tracked[ti],
                 Pass::HighVsTentative => t.state == TrackState::Tentative,
             };
@@ -698,7 +708,11 @@ impl Tracker {
                 }
                 let ov = iou(pb, b);
                 let mut c = if ov >= thr && ov > 0.0 {
-                    1.0 - ov as f64
+                    // Motion consistency breaks ties between overlapping candidates (people
+                    // crossing each other): the normalised centre innovation, capped.
+                    let (cx, cy, _, _) = to_cxcywh(b);
+                    let d2 = (cx - t.kf[0].x).powi(2) / vx + (cy - t.kf[1].x).powi(2) / vy;
+                    1.0 - ov as f64 + MOTION_W * (d2 / GATE_CHI2).min(1.0)
                 } else if gated {
                     let (cx, cy, _, bh) = to_cxcywh(b);
                     let (ex, ey) = (cx - t.kf[0].x, cy - t.kf[1].x);
@@ -778,12 +792,18 @@ impl Tracker {
         let was_tracked: Vec<bool> = self
             .tracks
             .iter()
-            .map(|t| t.state == TrackState::Confirmed && Some(t.last_seen) == prev_ts)
+            .map(|t| {
+                // Low-score detections may continue tracks seen recently (ByteTrack uses
+                // only last frame's; a short miss at low fps should not end that).
+                t.state != TrackState::Tentative
+                    && prev_ts.is_some_and(|p| p - t.last_seen <= 0.25 * self.cfg.max_lost_s)
+            })
             .collect();
 
         for pass in [
             Pass::HighVsActive,
             Pass::LowVsTracked,
+            Pass::GateVsActive,
             Pass::HighVsTentative,
         ] {
             self.run_pass(pass, boxes, scores, classes, ts, max_w, &was_tracked);
