@@ -1,0 +1,362 @@
+"""The closed loop that sees only what cameras see.
+
+Each signalised approach gets a virtual camera on the far side of the junction looking
+upstream at the last `VIEW_M` metres. SUMO vehicle footprints are projected through a
+perspective homography into 1280×720 image boxes (with height), then degraded like a
+detector: box jitter, missed detections, score noise. The boxes go through the real
+`engine.Pipeline.process_detections` (Rust tracker, line crossings at each lane's stop
+line, road-plane positions and speeds from the homography) and `engine.flow.FlowEstimator`;
+controllers decide from the estimator's lane state only.
+
+Ground truth for the flow-estimation error is read from SUMO in the same steps: stop-line
+counts per lane, speeds of vehicles in view, stopped vehicles in view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from engine.config import SiteConfig
+from engine.detections import Detections, RoadClass
+from engine.flow import FlowEstimator
+from engine.pipeline import Pipeline
+from engine.sim.controllers import JunctionMeasurement, StageTraffic
+from engine.sim.runner import VIEW_M, SumoMeasurer, stage_lanes
+from engine.sim.scenarios import Approach, Junction, Scenario
+
+IMG_W, IMG_H = 1280, 720
+NEAR_M, FAR_M, HALF_LAT_M = -20.0, VIEW_M, 10.0
+VEH_HEIGHT_M = {"car": 1.5, "bus": 3.0}
+_IMG_PTS = np.float32([[40, 715], [1240, 715], [760, 120], [520, 120]])
+_WORLD_PTS = np.float32(
+    [[-HALF_LAT_M, NEAR_M], [HALF_LAT_M, NEAR_M], [HALF_LAT_M, FAR_M], [-HALF_LAT_M, FAR_M]]
+)
+# world (lateral m, distance upstream of the stop line m) -> image pixels
+H_WORLD_TO_IMG = cv2.getPerspectiveTransform(_WORLD_PTS, _IMG_PTS).astype(np.float64)
+
+
+def to_image(lat: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.stack([lat, dist, np.ones_like(lat)], -1) @ H_WORLD_TO_IMG.T
+    return p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
+
+
+@dataclass
+class DetectorNoise:
+    """Detector-like degradation of perfect boxes."""
+
+    miss_rate: float = 0.03
+    jitter_frac: float = 0.03  # std of each box edge, fraction of box size
+    min_px: float = 6.0  # boxes smaller than this (far away) are not detected
+    seed: int = 3
+
+
+@dataclass
+class CameraView:
+    cam_id: str
+    junction: Junction
+    approach: Approach
+    right: tuple[float, float]  # unit lateral axis (driver's right)
+    lane_lat: list[float]  # lateral centre of each lane of the approach edge
+    lane_dirs: list[str]
+    bay_m: float
+
+
+def _camera_views(sc: Scenario) -> list[CameraView]:
+    import sumolib
+
+    net = sumolib.net.readNet(str(sc.net))
+    views = []
+    for j in sc.junctions:
+        for a in j.approaches:
+            hx, hy = a.heading
+            right = (hy, -hx)
+            lat = []
+            for ln in a.lanes:
+                x, y = net.getLane(ln).getShape()[-1]
+                lat.append((x - a.stop_xy[0]) * right[0] + (y - a.stop_xy[1]) * right[1])
+            views.append(
+                CameraView(
+                    f"{j.tls}_{a.name}",
+                    j,
+                    a,
+                    right,
+                    lat,
+                    [a.lane_dirs.get(i, "s") for i in range(len(a.lanes))],
+                    a.length,
+                )
+            )
+    return views
+
+
+def site_config(views: list[CameraView], fps: float) -> SiteConfig:
+    """Cameras (homography, one stop line per lane) and the [flow] lanes."""
+    img = _IMG_PTS.tolist()
+    wld = _WORLD_PTS.tolist()
+    cams: dict[str, dict] = {}
+    lanes = []
+    for v in views:
+        lines = []
+        for i, lat in enumerate(v.lane_lat):
+            lane_id = v.approach.lanes[i]
+            xa, ya = to_image(np.array([lat + 1.6]), np.array([0.0]))
+            xb, yb = to_image(np.array([lat - 1.6]), np.array([0.0]))
+            lines.append(
+                {
+                    "id": f"stop{i}",
+                    "a": (float(xa[0]), float(ya[0])),
+                    "b": (float(xb[0]), float(yb[0])),
+                    "lane": lane_id,
+                }
+            )
+            bay_only = i >= 2  # the left-turn bay exists only over the last edge
+            lanes.append(
+                {
+                    "id": lane_id,
+                    "approach": v.cam_id,
+                    "camera": v.cam_id,
+                    "lines": [f"stop{i}"],
+                    "stop": (lat, 0.0),
+                    "upstream": (lat, v.bay_m if bay_only else VIEW_M),
+                    "width_m": 3.2,
+                }
+            )
+        cams[v.cam_id] = {"fps": fps, "homography": {"image": img, "world": wld}, "lines": lines}
+    return SiteConfig.from_dict(
+        {
+            "name": "sumo",
+            "cameras": cams,
+            "tracker": {"min_hits": 2, "max_lost_s": 1.5, "speed_window_s": 1.0, "match_iou": 0.1},
+            "flow": {"window_s": 300, "lanes": lanes, "detector_to_m": 10.0},
+        },
+        source="<sumo>",
+    )
+
+
+@dataclass
+class FlowTruth:
+    """SUMO's own numbers, sampled like the cameras."""
+
+    speed_sum: dict[str, float] = field(default_factory=dict)
+    speed_n: dict[str, int] = field(default_factory=dict)
+    est_speed_sum: dict[str, float] = field(default_factory=dict)
+    est_speed_n: dict[str, int] = field(default_factory=dict)
+    queue_abs_err: list[float] = field(default_factory=list)
+    queue_true: list[float] = field(default_factory=list)
+
+
+class CameraMeasurer:
+    """Measures each junction through projected detections → Pipeline → FlowEstimator."""
+
+    name = "cameras"
+
+    def __init__(
+        self,
+        tc,
+        sc: Scenario,
+        fps: float = 5.0,
+        noise: DetectorNoise | None = None,
+        truth: bool = True,
+    ) -> None:
+        self.tc = tc
+        self.sc = sc
+        self.views = _camera_views(sc)
+        self.site = site_config(self.views, fps)
+        self.pipeline = Pipeline(self.site, load_detector=False)
+        self.flow = FlowEstimator.from_site(self.site)
+        self.noise = noise or DetectorNoise()
+        self.rng = np.random.default_rng(self.noise.seed)
+        self.frame_dt = 1.0 / fps
+        self.next_frame = 0.0
+        self.truth = SumoMeasurer(tc, sc) if truth else None
+        self.ft = FlowTruth()
+        self.stage_of_lane: dict[str, dict[str, int]] = {}
+        for j in sc.junctions:
+            m = {}
+            for k, lanes in enumerate(stage_lanes(j)):
+                for ln in lanes:
+                    m[ln] = k
+            self.stage_of_lane[j.tls] = m
+        self._last: dict[str, JunctionMeasurement] = {}
+        self._lane_view = {ln: v for v in self.views for ln in v.approach.lanes}
+
+    # ---- projection ---------------------------------------------------------------------
+    def _vehicles(self):
+        tc = self.tc
+        ids = tc.vehicle.getIDList()
+        n = len(ids)
+        xy = np.zeros((n, 2))
+        ang = np.zeros(n)
+        length = np.zeros(n)
+        width = np.zeros(n)
+        speed = np.zeros(n)
+        bus = np.zeros(n, bool)
+        for i, vid in enumerate(ids):
+            xy[i] = tc.vehicle.getPosition(vid)
+            ang[i] = tc.vehicle.getAngle(vid)
+            length[i] = tc.vehicle.getLength(vid)
+            width[i] = tc.vehicle.getWidth(vid)
+            speed[i] = tc.vehicle.getSpeed(vid)
+            bus[i] = tc.vehicle.getTypeID(vid) == "bus"
+        return ids, xy, ang, length, width, speed, bus
+
+    def _detections(
+        self, v: CameraView, xy, ang, length, width, bus
+    ) -> tuple[Detections, np.ndarray]:
+        a = v.approach
+        rel = xy - np.asarray(a.stop_xy)
+        hx, hy = a.heading
+        dist = -(rel[:, 0] * hx + rel[:, 1] * hy)  # upstream distance of the front bumper
+        lat = rel[:, 0] * v.right[0] + rel[:, 1] * v.right[1]
+        # heading of each vehicle in the local frame (SUMO angle: 0 = north, clockwise)
+        th = np.radians(ang)
+        vx, vy = np.sin(th), np.cos(th)
+        along = vx * hx + vy * hy  # +1 when driving towards the stop line
+        inview = (dist > NEAR_M) & (dist < FAR_M) & (np.abs(lat) < HALF_LAT_M) & (along > 0.5)
+        idx = np.nonzero(inview)[0]
+        if len(idx) == 0:
+            return Detections.empty(), idx
+        d, la = dist[idx], lat[idx]
+        ln, wd = length[idx], width[idx]
+        # footprint: front edge at d, rear at d + length (upstream)
+        corners_lat = np.stack([la - wd / 2, la + wd / 2, la - wd / 2, la + wd / 2], 1)
+        corners_d = np.stack([d, d, d + ln, d + ln], 1)
+        px, py = to_image(corners_lat, corners_d)
+        x1, x2 = px.min(1), px.max(1)
+        y2 = py.max(1)
+        ppm_x, _ = to_image(np.stack([la - 0.5, la + 0.5], 1), np.stack([d, d], 1))
+        ppm = np.abs(ppm_x[:, 1] - ppm_x[:, 0])
+        h = np.where(bus[idx], VEH_HEIGHT_M["bus"], VEH_HEIGHT_M["car"])
+        y1 = py.min(1) - h * ppm
+        bw, bh = x2 - x1, y2 - y1
+        nz = self.noise
+        j = self.rng.normal(0.0, nz.jitter_frac, (len(idx), 4)) * np.stack([bw, bh, bw, bh], 1)
+        box = np.stack([x1, y1, x2, y2], 1) + j
+        keep = (self.rng.random(len(idx)) >= nz.miss_rate) & (bw >= nz.min_px) & (bh >= nz.min_px)
+        box[:, [0, 2]] = np.clip(box[:, [0, 2]], 0, IMG_W - 1)
+        box[:, [1, 3]] = np.clip(box[:, [1, 3]], 0, IMG_H - 1)
+        score = np.clip(self.rng.normal(0.8, 0.08, len(idx)), 0.3, 0.99)
+        cls = np.where(bus[idx], int(RoadClass.BUS), int(RoadClass.CAR))
+        return Detections(box[keep], score[keep], cls[keep]), idx
+
+    # ---- per step -----------------------------------------------------------------------
+    def step(self, t: float) -> dict[str, JunctionMeasurement]:
+        gt = self.truth.step(t) if self.truth is not None else None
+        if t + 1e-9 < self.next_frame and self._last:
+            return self._last
+        self.next_frame = t + self.frame_dt - 1e-6
+        _, xy, ang, length, width, speed, bus = self._vehicles()
+        for v in self.views:
+            dets, idx = self._detections(v, xy, ang, length, width, bus)
+            res = self.pipeline.process_detections(dets, v.cam_id, t)
+            self.flow.add_frame(res)
+            if gt is not None:
+                self._truth_speed(v, idx, xy, speed)
+        cur = self.flow.current()
+        counts = self.flow.counts()
+        out = {}
+        for j in self.sc.junctions:
+            rows: list[list[tuple[float, float, float]]] = [[] for _ in j.stage_states]
+            mrows: dict[str, list[tuple[float, float, float]]] = {}
+            mcounts: dict[str, float] = {}
+            som = self.stage_of_lane[j.tls]
+            for a in j.approaches:
+                left_lane = a.lanes[2] if len(a.lanes) > 2 else None
+                n_left = counts.get(left_lane, 0) if left_lane else 0
+                n_thr1 = counts.get(a.lanes[1], 0) if len(a.lanes) > 1 else 0
+                p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)
+                for i, ln in enumerate(a.lanes):
+                    mv = f"{a.name}_{'L' if a.lane_dirs.get(i, 's') == 'l' else 'T'}"
+                    mcounts[mv] = mcounts.get(mv, 0.0) + counts.get(ln, 0)
+                    if ln not in cur:
+                        continue
+                    d, s = cur[ln]
+                    k = som.get(ln, 0)
+                    for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
+                        if i == 1 and left_lane and dd > a.length and left_lane in som:
+                            # upstream of the bay, lane 1 carries both left-turners and through
+                            rows[som[left_lane]].append((dd, ss, p_left))
+                            rows[k].append((dd, ss, 1.0 - p_left))
+                            mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p_left))
+                            mrows.setdefault(mv, []).append((dd, ss, 1.0 - p_left))
+                        else:
+                            rows[k].append((dd, ss, 1.0))
+                            mrows.setdefault(mv, []).append((dd, ss, 1.0))
+
+            def traffic(r: list[tuple[float, float, float]]) -> StageTraffic:
+                arr = np.asarray(r, np.float64).reshape(-1, 3)
+                return StageTraffic(arr[:, 0], arr[:, 1], arr[:, 2])
+
+            lane_counts = {k: float(v) for k, v in counts.items()}
+            out[j.tls] = JunctionMeasurement(
+                t,
+                [traffic(r) for r in rows],
+                lane_counts,
+                stage_lanes(j),
+                {mv: traffic(r) for mv, r in mrows.items()},
+                mcounts,
+            )
+            if gt is not None:
+                self._truth_queue(j, out[j.tls], gt[j.tls])
+        self._last = out
+        if int(t) % 300 == 0:
+            self.flow.prune(t - 3600.0)
+        return out
+
+    def _truth_speed(self, v: CameraView, idx: np.ndarray, xy, speed) -> None:
+        a = v.approach
+        rel = xy[idx] - np.asarray(a.stop_xy)
+        dist = -(rel[:, 0] * a.heading[0] + rel[:, 1] * a.heading[1])
+        m = (dist >= 0) & (dist <= VIEW_M - 10)
+        ft = self.ft
+        ft.speed_sum[v.cam_id] = ft.speed_sum.get(v.cam_id, 0.0) + float(speed[idx][m].sum())
+        ft.speed_n[v.cam_id] = ft.speed_n.get(v.cam_id, 0) + int(m.sum())
+        tr = self.pipeline.analytics(v.cam_id).tracks()
+        if len(tr):
+            wd = tr.world_xy[:, 1]
+            sp = tr.speed_kmh / 3.6
+            mm = (wd >= 0) & (wd <= VIEW_M - 10) & np.isfinite(sp)
+            ft.est_speed_sum[v.cam_id] = ft.est_speed_sum.get(v.cam_id, 0.0) + float(sp[mm].sum())
+            ft.est_speed_n[v.cam_id] = ft.est_speed_n.get(v.cam_id, 0) + int(mm.sum())
+
+    def _truth_queue(
+        self, j: Junction, est: JunctionMeasurement, truth: JunctionMeasurement
+    ) -> None:
+        for k in range(len(j.stage_states)):
+            q_true = truth.queue(k, 5.0 / 3.6)
+            q_est = est.queue(k, 5.0 / 3.6)
+            self.ft.queue_abs_err.append(abs(q_est - q_true))
+            self.ft.queue_true.append(q_true)
+
+    def errors(self) -> dict[str, float]:
+        """Flow-estimation error against SUMO: volume (stop-line counts), mean speed of
+        vehicles in view, queue per stage (vehicles)."""
+        if self.truth is None:
+            return {}
+        est = self.flow.counts()
+        tot_true = tot_est = 0.0
+        worst = 0.0
+        for j in self.sc.junctions:
+            truth = self.truth.counts[j.tls]
+            for a in j.approaches:
+                ct = sum(truth.get(ln, 0.0) for ln in a.lanes)
+                ce = sum(est.get(ln, 0) for ln in a.lanes)
+                tot_true += ct
+                tot_est += ce
+                if ct >= 20:
+                    worst = max(worst, abs(ce - ct) / ct)
+        ft = self.ft
+        sp_t = sum(ft.speed_sum.values()) / max(1, sum(ft.speed_n.values()))
+        sp_e = sum(ft.est_speed_sum.values()) / max(1, sum(ft.est_speed_n.values()))
+        return {
+            "volume_pct": 100.0 * abs(tot_est - tot_true) / max(tot_true, 1.0),
+            "volume_worst_approach_pct": 100.0 * worst,
+            "speed_pct": 100.0 * abs(sp_e - sp_t) / max(sp_t, 1e-9),
+            "queue_mae_veh": float(np.mean(ft.queue_abs_err)) if ft.queue_abs_err else math.nan,
+            "queue_true_mean_veh": float(np.mean(ft.queue_true)) if ft.queue_true else math.nan,
+            "true_count": tot_true,
+            "est_count": tot_est,
+        }
