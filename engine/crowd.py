@@ -224,7 +224,9 @@ class CrowdStage:
             if o.cls == self.cfg.person_class:
                 feet = np.vstack([feet, [[(o.x1 + o.x2) / 2, o.y2]]])
         out = []
-        for zid, poly, dc, area in zip(ids, polys, den_counts.tolist(), areas.tolist(), strict=True):
+        for zid, poly, dc, area in zip(
+            ids, polys, den_counts.tolist(), areas.tolist(), strict=True
+        ):
             n_det = int(_inside(feet, poly).sum()) if len(feet) else 0
             count, method = fuse_count(dc, n_det, area, self.cfg.dense_per_mpx)
             out.append(

@@ -77,7 +77,9 @@ def test_double_row_split(reader: PlateReader, data_dir: Path) -> None:
         q = np.array([[0, 0], [200, 0], [200, 110], [0, 110]], np.float32)
         top = _core.plate_sub_quad(q, 0.18, 0.02, 0.82, 0.40)
         bottom = _core.plate_sub_quad(q, 0.0, 0.34, 1.0, 0.98)
-        assert np.allclose(top[0], [36, 2.2], atol=0.5) and np.allclose(bottom[2], [200, 107.8], atol=0.5)
+        assert np.allclose(top[0], [36, 2.2], atol=0.5) and np.allclose(
+            bottom[2], [200, 107.8], atol=0.5
+        )
         rows = reader._run_rec(plate, np.stack([top, bottom]).astype(np.float32), 0.0)
         ok += rows[1][0] == f.stem[2:]
     # measured 3/8: the 0.29 split of a 94x24 crop cuts through characters; see report

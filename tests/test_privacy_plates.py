@@ -21,12 +21,17 @@ def _scene(data_dir: Path) -> tuple[np.ndarray, Observation, str]:
     return img, obs, "皖AFL605"
 
 
-def _run(cfg: SiteConfig, img: np.ndarray, obs: Observation, reader=None) -> tuple[FrameResult, PlateStage]:
+def _run(
+    cfg: SiteConfig, img: np.ndarray, obs: Observation, reader=None
+) -> tuple[FrameResult, PlateStage]:
     stage = PlateStage.from_config(cfg, reader=reader)
     res = None
     for k in range(3):
-        o = Observation(**{**obs.__dict__} if hasattr(obs, "__dict__") else {
-            f: getattr(obs, f) for f in obs.__slots__})
+        o = Observation(
+            **{**obs.__dict__}
+            if hasattr(obs, "__dict__")
+            else {f: getattr(obs, f) for f in obs.__slots__}
+        )
         o.seq, o.ts = k, k * 1.0
         res = FrameResult("cam1", k, k * 1.0, observations=[o])
         stage(img, res, None)
@@ -57,8 +62,14 @@ def test_attempts_are_bounded(data_dir: Path) -> None:
     stage = PlateStage.from_config(cfg)
     n = 0
     for k in range(5):
-        res = FrameResult("cam1", k, float(k), observations=[
-            Observation("cam1", k, float(k), 7, "car", obs.x1, obs.y1, obs.x2, obs.y2, 0.9)])
+        res = FrameResult(
+            "cam1",
+            k,
+            float(k),
+            observations=[
+                Observation("cam1", k, float(k), 7, "car", obs.x1, obs.y1, obs.x2, obs.y2, 0.9)
+            ],
+        )
         stage(img, res, None)
         n += len(res.extras.get("plates", []))
     assert n == 2
@@ -72,11 +83,13 @@ def test_blur_removes_plate_detail(data_dir: Path) -> None:
     reads = r.read_image(img)
     corners = np.array([reads[0].corners], np.float32)
     out = blur_plates(img, corners)
-    assert out is not img and np.array_equal(img, cv2.imread(str(sorted(
-        (data_dir / "plates" / "ccpd").glob("*.jpg"))[1])))
+    assert out is not img and np.array_equal(
+        img, cv2.imread(str(sorted((data_dir / "plates" / "ccpd").glob("*.jpg"))[1]))
+    )
     after = r.read_image(out)
     assert not any(a.valid and a.text == reads[0].text for a in after)
     x1, y1, x2, y2 = (int(v) for v in reads[0].box)
+
     # inside the plate only a few flat blocks remain (about 6 across its height)
     def colours(a: np.ndarray) -> int:
         return len(np.unique(a.reshape(-1, 3), axis=0))

