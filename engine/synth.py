@@ -384,6 +384,7 @@ def _dense(n_objects: int, cfg: SynthConfig, rng: np.random.Generator) -> _Scene
     road_len = 200.0
     per_lane = road_len / spacing
     n_lanes = max(2, int(math.ceil(n_objects / per_lane)))
+    spacing = max(spacing, road_len * n_lanes / max(n_objects, 1))
     width = n_lanes * 3.5
     ppm = 8.0
     img_w, img_h = int(width * ppm) + 40, int(road_len * ppm * 0.8) + 40
