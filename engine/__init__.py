@@ -21,6 +21,7 @@ from engine.errors import (
     TimeOrderError,
     UnknownCameraError,
 )
+from engine.flow import FlowConfig, FlowEstimator
 from engine.pipeline import Pipeline, Stage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 from engine.signal import (
@@ -48,6 +49,8 @@ __all__ = [
     "DetectorConfig",
     "EnvelopeError",
     "FrameError",
+    "FlowConfig",
+    "FlowEstimator",
     "FrameResult",
     "InputError",
     "LineCrossing",

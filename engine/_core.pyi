@@ -184,6 +184,39 @@ class CameraAnalyticsCore:
     def last_ts(self) -> float | None: ...
 
 # ---- flow ---------------------------------------------------------------------------
+# Rows are (group, window), group-major: row = group * n_windows + window.
+FLOW_TPI_TTI_BREAKS: list[float]
+
+def flow_aggregate_crossings(
+    ts: npt.NDArray[np.float64],
+    lane: npt.NDArray[np.uint32],
+    speed_kmh: npt.NDArray[np.float64],  # NaN = not measured; never negative
+    pcu: npt.NDArray[np.float64],  # > 0
+    group_of_lane: npt.NDArray[np.uint32],
+    edges: npt.NDArray[np.float64],  # strictly increasing window edges (s)
+) -> dict[str, object]: ...
+def flow_aggregate_presence(
+    frame_ts: npt.NDArray[np.float64],
+    frame: npt.NDArray[np.uint32],
+    lane: npt.NDArray[np.uint32],
+    dist_m: npt.NDArray[np.float64],
+    speed_mps: npt.NDArray[np.float64],
+    length_m: npt.NDArray[np.float64],
+    segment_m: npt.NDArray[np.float64],
+    group_of_lane: npt.NDArray[np.uint32],
+    edges: npt.NDArray[np.float64],
+    detector_from_m: float = 0.0,
+    detector_to_m: float = 10.0,
+    stopped_mps: float = ...,
+    queue_gap_m: float = 25.0,
+) -> dict[str, object]: ...
+def flow_signal_performance(
+    volume_vph: npt.NDArray[np.float64],
+    sat_flow_vph: npt.NDArray[np.float64],
+    green_s: npt.NDArray[np.float64],
+    cycle_s: npt.NDArray[np.float64],
+) -> dict[str, object]: ...
+def flow_tpi(tti: npt.NDArray[np.float64], breaks: list[float] | None = None) -> npt.NDArray[np.float64]: ...
 
 # ---- signal -------------------------------------------------------------------------
 class Intersection:
