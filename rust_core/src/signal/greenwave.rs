@@ -13,7 +13,9 @@
 //! is b + b̄ = min(2·min_i(g_i − dist(s, δ_i)), 2·min_i g_i): the maximum over s of a
 //! minimum of "tent" functions, attained at a tent peak or where a rising and a falling
 //! tent cross — O(n²) candidates, O(n³) per cycle. Each φ_i is then the centre of its
-//! feasible range. The tests check it against exhaustive search over discretised offsets.
+//! feasible range. Dropping one direction leaves the other limited only by the shortest
+//! green, so the optimum is max(two-way total, min_i g_i) (a one-way outbound wave then).
+//! The tests check it against exhaustive search over discretised offsets.
 
 use crate::error::{CoreError, CoreResult};
 
@@ -195,8 +197,16 @@ impl GreenWaveCorridor {
             }
         }
         let gmin = g.iter().cloned().fold(f64::INFINITY, f64::min);
-        let total = (2.0 * best_f).min(2.0 * gmin).max(0.0);
-        let (b_out, b_in) = (total / 2.0, total / 2.0);
+        let two_way = (2.0 * best_f).min(2.0 * gmin).max(0.0);
+        // With one band dropped the other is only limited by the shortest green: a one-way
+        // (outbound) wave is better when the two-way bands would sum to less than that.
+        let one_way = gmin > two_way + 1e-9;
+        let total = if one_way { gmin } else { two_way };
+        let (b_out, b_in) = if one_way {
+            (gmin, 0.0)
+        } else {
+            (total / 2.0, total / 2.0)
+        };
         let mut offsets = vec![0.0; n];
         for i in 0..n {
             let h = g[i] / 2.0;
@@ -205,7 +215,9 @@ impl GreenWaveCorridor {
             let cc = circ(best_s - delta[i], c);
             let lo = (-a).max(cc - bb);
             let hi = a.min(cc + bb);
-            let phi = if lo <= hi {
+            let phi = if one_way {
+                0.0
+            } else if lo <= hi {
                 0.5 * (lo + hi)
             } else if cc > 0.0 {
                 a

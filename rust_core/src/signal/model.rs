@@ -333,7 +333,10 @@ impl Intersection {
         if spec.max_green < spec.min_green {
             return Err(err(
                 &id,
-                format!("max_green {} s is below min_green {} s", spec.max_green, spec.min_green),
+                format!(
+                    "max_green {} s is below min_green {} s",
+                    spec.max_green, spec.min_green
+                ),
             ));
         }
 

@@ -443,6 +443,17 @@ impl AdaptivePlanner {
                         g[i] += diff.signum() * room[i] * share;
                     }
                 }
+                // Guarantee the cycle limit: pull every green towards its previous value by
+                // the same factor (a convex combination keeps each green inside its bounds
+                // and its own change limit).
+                let dev: f64 = g.iter().zip(&prev.greens).map(|(a, b)| a - b).sum();
+                let mcc = self.params.max_cycle_change;
+                if dev.abs() > mcc {
+                    let lam = mcc / dev.abs();
+                    for (gi, o) in g.iter_mut().zip(&prev.greens) {
+                        *gi = o + lam * (*gi - o);
+                    }
+                }
                 p.greens = g;
                 p = recompute(&ix, &sm, p);
                 p
