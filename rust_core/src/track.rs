@@ -12,12 +12,14 @@
 //!   objects whose predicted box no longer overlaps at low fps, after the low-score pass so
 //!   a gate match never steals a track from its own low-score detection; finally
 //!   remaining high-score detections vs tentative tracks (IoU or a wide gate: their motion
-//!   is still unknown). IoU candidates always rank before gate-only ones.
+//!   is still unknown), then low-score ones vs tentative tracks (IoU). IoU candidates
+//!   always rank before gate-only ones.
 //! * Assignment is an optimal min-cost matching (shortest augmenting paths, rectangular,
 //!   with a per-track "stay unmatched" column) solved per connected component of the
 //!   sparse candidate graph. Candidates come from a sweep over detections sorted by x, so
 //!   per-frame cost stays close to linear in the object count.
-//! * Lifecycle: tentative → confirmed (after `min_hits` consecutive matches) → lost →
+//! * Lifecycle: tentative → confirmed (after `min_hits` matches; a tentative track survives
+//!   gaps up to 0.3 s) → lost →
 //!   removed (after `max_lost_s` seconds). Public ids are handed out at confirmation, so
 //!   they are contiguous per tracker and unconfirmed tracks never show up with an id.
 
@@ -31,7 +33,7 @@ pub struct TrackerConfig {
     pub new_track_threshold: f32,
     /// Minimum IoU between a predicted box and a detection for an IoU match.
     pub match_iou: f32,
-    /// Consecutive matches before a tentative track is confirmed.
+    /// Matches before a tentative track is confirmed.
     pub min_hits: u32,
     /// Seconds a lost track is kept for re-association.
     pub max_lost_s: f64,
@@ -114,6 +116,8 @@ const ACC_SIZE: f64 = 0.5;
 const INIT_VEL_STD: f64 = 4.0;
 /// χ² (2 dof) 99% gate on the centre innovation.
 const GATE_CHI2: f64 = 9.21;
+/// Seconds an unmatched tentative track is kept before it is dropped.
+const TENTATIVE_KEEP_S: f64 = 0.3;
 /// Weight of the motion term in an IoU pair's cost (kept below the unmatched margin).
 const MOTION_W: f64 = 0.1;
 
@@ -522,6 +526,7 @@ enum Pass {
     LowVsTracked,
     GateVsActive,
     HighVsTentative,
+    LowVsTentative,
 }
 
 impl Tracker {
@@ -640,6 +645,7 @@ impl Tracker {
             Pass::HighVsActive => (cfg.match_iou, false),
             Pass::LowVsTracked => (cfg.match_iou.max(0.3), false),
             Pass::GateVsActive => (cfg.match_iou, true),
+            Pass::LowVsTentative => (cfg.match_iou.max(0.3), false),
             Pass::HighVsTentative => (cfg.match_iou, true),
         };
         let want_det = |i: usize| -> bool {
@@ -648,7 +654,9 @@ impl Tracker {
                 Pass::HighVsActive | Pass::GateVsActive | Pass::HighVsTentative => {
                     s >= cfg.high_threshold
                 }
-                Pass::LowVsTracked => s >= cfg.low_threshold && s < cfg.high_threshold,
+                Pass::LowVsTracked | Pass::LowVsTentative => {
+                    s >= cfg.low_threshold && s < cfg.high_threshold
+                }
             }
         };
         let unmatched = 1.0 - thr as f64 + 0.12;
@@ -663,7 +671,7 @@ impl Tracker {
                     matches!(t.state, TrackState::Confirmed | TrackState::Lost)
                 }
                 Pass::LowVsTracked => was_tracked[ti],
-                Pass::HighVsTentative => t.state == TrackState::Tentative,
+                Pass::HighVsTentative | Pass::LowVsTentative => t.state == TrackState::Tentative,
             };
             if !ok {
                 continue;
@@ -805,6 +813,7 @@ impl Tracker {
             Pass::LowVsTracked,
             Pass::GateVsActive,
             Pass::HighVsTentative,
+            Pass::LowVsTentative,
         ] {
             self.run_pass(pass, boxes, scores, classes, ts, max_w, &was_tracked);
         }
@@ -817,9 +826,15 @@ impl Tracker {
                 return true;
             }
             match t.state {
+                // A tentative track survives a short gap (a missed frame must not restart
+                // confirmation from scratch), but never long enough to matter.
                 TrackState::Tentative => {
-                    removed.push(t.key);
-                    false
+                    if ts - t.last_seen > TENTATIVE_KEEP_S.min(max_lost) {
+                        removed.push(t.key);
+                        false
+                    } else {
+                        true
+                    }
                 }
                 TrackState::Confirmed | TrackState::Lost => {
                     if ts - t.last_seen > max_lost {
