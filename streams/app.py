@@ -337,6 +337,7 @@ class StreamApp:
         self.live.add(cam)
 
     async def structure_batch(self, events: list[Any]) -> None:
+        """Decode, backpressure, structure and emit one batch of frame events."""
         m = self.metrics
         s = self.settings
         now = time.time()
@@ -787,6 +788,18 @@ async def ensure_topics(broker: str, settings: StreamSettings, timeout: float = 
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        have = [settings.topic(t) for t in TOPICS if settings.topic(t) in existing]
+        if have:
+            for d in await admin.describe_topics(have):
+                n = len(d.get("partitions") or [])
+                if n and n != settings.partitions:
+                    from streams.broker import BrokerError
+
+                    raise BrokerError(
+                        f"topic {d.get('topic')!r} has {n} partitions but [streams] partitions = "
+                        f"{settings.partitions}: Faust tables need every source topic co-partitioned "
+                        "(recreate the topic or set partitions to match)"
+                    )
         new = [
             NewTopic(
                 settings.topic(t),

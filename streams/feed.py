@@ -54,6 +54,7 @@ class AsyncFrameProducer:
         self._producer: Any = None
         self._partitions = self.settings.partitions
         self._seq: dict[str, int] = {}
+        self._lock: asyncio.Lock | None = None
 
     async def start(self) -> AsyncFrameProducer:
         from aiokafka import AIOKafkaProducer
@@ -85,23 +86,22 @@ class AsyncFrameProducer:
 
     async def send_envelope(self, env: FrameEnvelope) -> asyncio.Future[Any]:
         """Publish; returns a future resolved when the broker acknowledged it."""
-        if self._producer is None:
-            raise RuntimeError("producer not started")
-        return await self._producer.send(
-            self.topic,
-            env.encode(),
-            key=env.camera_id.encode("utf-8"),
-            partition=partition_for(env.camera_id, self._partitions),
-        )
+        return await self.send_raw(env.camera_id, env.encode())
 
     async def send_raw(self, camera_id: str, data: bytes) -> asyncio.Future[Any]:
-        """Publish arbitrary bytes as a frame message (tests of the dead-letter path)."""
-        return await self._producer.send(
-            self.topic,
-            data,
-            key=camera_id.encode("utf-8"),
-            partition=partition_for(camera_id, self._partitions),
-        )
+        """Publish bytes (an encoded envelope) as a frame message of `camera_id`. Sends are
+        serialised so that a camera's frames keep their order in its partition."""
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await self._producer.send(
+                self.topic,
+                data,
+                key=camera_id.encode("utf-8"),
+                partition=partition_for(camera_id, self._partitions),
+            )
 
     async def send(
         self,
@@ -160,6 +160,11 @@ class FrameProducer:
         )
         self._thread.start()
         self._ap = AsyncFrameProducer(url, **kwargs)
+        self._seq: dict[str, int] = {}
+        self._seq_lock = threading.Lock()
+        self._order = threading.Lock()
+        self._pending: set[Future[Any]] = set()
+        self._pending_lock = threading.Lock()
         self._call(self._ap.start()).result(60)
 
     def _call(self, coro: Any) -> Future[Any]:
@@ -169,7 +174,21 @@ class FrameProducer:
         async def go() -> Any:
             return await (await coro)
 
-        return self._call(go())
+        fut = self._call(go())
+        with self._pending_lock:
+            self._pending.add(fut)
+        fut.add_done_callback(self._done)
+        return fut
+
+    def _done(self, fut: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(fut)
+
+    def _next_seq(self, camera_id: str, seq: int | None) -> int:
+        with self._seq_lock:
+            s = self._seq.get(camera_id, 0) if seq is None else int(seq)
+            self._seq[camera_id] = s + 1
+            return s
 
     def send(
         self,
@@ -180,25 +199,46 @@ class FrameProducer:
         *,
         codec: Codec | str = Codec.JPEG,
     ) -> Future[Any]:
-        return self._acked(self._ap.send(camera_id, frame, ts, seq, codec=codec))
+        """Encode (in the caller's thread) and publish one frame; `seq` defaults to the
+        camera's next number."""
+        env = FrameEnvelope.from_frame(
+            camera_id,
+            frame,
+            ts,
+            self._next_seq(camera_id, seq),
+            codec=codec,
+            jpeg_quality=self._ap.jpeg_quality,
+        )
+        return self.send_envelope(env)
 
     def send_detections(
         self, camera_id: str, dets: Detections, ts: float, seq: int | None = None
     ) -> Future[Any]:
-        return self._acked(self._ap.send_detections(camera_id, dets, ts, seq))
+        env = FrameEnvelope.from_detections(camera_id, dets, ts, self._next_seq(camera_id, seq))
+        return self.send_envelope(env)
 
     def send_envelope(self, env: FrameEnvelope) -> Future[Any]:
-        return self._acked(self._ap.send_envelope(env))
+        return self.send_raw(env.camera_id, env.encode())
 
     def send_raw(self, camera_id: str, data: bytes) -> Future[Any]:
-        return self._acked(self._ap.send_raw(camera_id, data))
+        with self._order:  # schedule in call order (the loop runs tasks FIFO)
+            return self._acked(self._ap.send_raw(camera_id, data))
 
     def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every frame sent so far is acknowledged by the broker. Raises the
+        first delivery error."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        for f in pending:
+            f.result(timeout)
         self._call(self._ap.flush()).result(timeout)
 
     def close(self) -> None:
         if self._loop.is_running():
-            self._call(self._ap.stop()).result(30)
+            try:
+                self.flush()
+            finally:
+                self._call(self._ap.stop()).result(30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
 
