@@ -265,6 +265,7 @@ def test_killed_worker_restarts_with_equal_counts(broker: EmbeddedBroker, tmp_pa
     assert sum(ref_counts.values()) > 50
     p = f"{tag}."
     sent = threading.Event()
+    live = threading.Event()
 
     def produce() -> None:
         with FrameProducer(
@@ -275,9 +276,11 @@ def test_killed_worker_restarts_with_equal_counts(broker: EmbeddedBroker, tmp_pa
                     fp.send_detections(
                         cam, traffic_detections(seq / fps, camera_index=i), seq / fps, seq
                     )
-                if seq % 10 == 9:
+                if seq == 40:  # hold the rest until worker A is up and emitting
                     fp.flush()
-                    time.sleep(0.05)  # ~200 frames/s: the kill lands mid-stream
+                    live.wait(60)
+                if seq > 40:
+                    time.sleep(0.012)  # ~250 frames/s: the kill lands mid-stream
             fp.flush()
         sent.set()
 
@@ -285,14 +288,19 @@ def test_killed_worker_restarts_with_equal_counts(broker: EmbeddedBroker, tmp_pa
     prod = threading.Thread(target=produce)
     prod.start()
     try:
-        # wait until worker A has emitted part of the stream, then kill it without warning
+        read_topics(
+            broker.bootstrap, [p + "observations"], lambda g: len(g[p + "observations"]) >= 100
+        )
+        live.set()
+        # let worker A emit part of the stream, then kill it without warning
         got = read_topics(
             broker.bootstrap,
             [p + "observations"],
-            lambda g: len(g[p + "observations"]) >= 300,
+            lambda g: len(g[p + "observations"]) >= 500,
             timeout=60,
         )
         a.kill()
+        assert not sent.is_set(), "the producer finished before the kill: not mid-stream"
         emitted_by_a = len(got[p + "observations"])
         assert 300 <= emitted_by_a < n_cams * n_frames, a.tail()
         b = Worker(tmp_path, toml, broker.url)
