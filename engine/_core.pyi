@@ -295,6 +295,7 @@ class PressureActuatedController:
     def __init__(
         self, ix: Intersection, approach_weight: float = 0.5, gap_out_s: float = 3.0, switch_ratio: float = 2.0,
         switch_margin: float = 4.0, max_wait_s: float = 120.0, cyclic: bool = False,
+        fair_green_s: float = 20.0,
     ) -> None: ...
     def decide(
         self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,

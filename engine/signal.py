@@ -645,8 +645,9 @@ class PressureActuatedController(_Decider):
     """The hybrid: hold a green while its queue discharges or arrivals are dense (gap <
     `gap_out_s`), end it as soon as it is empty, skip phases without demand, choose the
     next phase by pressure (β = `approach_weight` for approaching vehicles), cut a busy
-    green only if the waiting pressure > `switch_ratio` × its own + `switch_margin` (a
-    switch costs yellow + all-red), and never let a called phase wait > `max_wait_s`."""
+    green only after `fair_green_s` and only if the waiting pressure > `switch_ratio` × the
+    work still in front of it + `switch_margin` (a switch costs yellow + all-red), and let
+    no called phase wait > `max_wait_s` (once the busy green has had `fair_green_s`)."""
 
     def __init__(
         self,
@@ -657,10 +658,18 @@ class PressureActuatedController(_Decider):
         switch_margin: float = 4.0,
         max_wait_s: float = 120.0,
         cyclic: bool = False,
+        fair_green_s: float = 20.0,
     ):
         self.ix = ix
         self.core = _core.PressureActuatedController(
-            ix.core, approach_weight, gap_out_s, switch_ratio, switch_margin, max_wait_s, cyclic
+            ix.core,
+            approach_weight,
+            gap_out_s,
+            switch_ratio,
+            switch_margin,
+            max_wait_s,
+            cyclic,
+            fair_green_s,
         )
 
 

@@ -667,7 +667,7 @@ pub struct PyPressureActuated {
 #[pymethods]
 impl PyPressureActuated {
     #[new]
-    #[pyo3(signature = (ix, approach_weight=0.5, gap_out_s=3.0, switch_ratio=2.0, switch_margin=4.0, max_wait_s=120.0, cyclic=false))]
+    #[pyo3(signature = (ix, approach_weight=0.5, gap_out_s=3.0, switch_ratio=2.0, switch_margin=4.0, max_wait_s=120.0, cyclic=false, fair_green_s=20.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         ix: &PyIntersection,
@@ -677,6 +677,7 @@ impl PyPressureActuated {
         switch_margin: f64,
         max_wait_s: f64,
         cyclic: bool,
+        fair_green_s: f64,
     ) -> PyResult<Self> {
         let p = PressureActuatedParams {
             approach_weight,
@@ -685,6 +686,7 @@ impl PyPressureActuated {
             switch_margin,
             max_wait_s,
             cyclic,
+            fair_green_s,
         };
         Ok(PyPressureActuated {
             inner: PressureActuatedController::new(ix.inner.clone(), p)?,

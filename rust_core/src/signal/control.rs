@@ -223,7 +223,8 @@ pub struct PressureActuatedParams {
     /// A green with no standing queue ends when no vehicle arrived for this long.
     pub gap_out_s: f64,
     /// A still-busy green is cut when the best waiting pressure exceeds
-    /// `switch_ratio` × its own pressure + `switch_margin`.
+    /// `switch_ratio` × the work in front of it (Σ (s/1800)·(queue + approaching) of its
+    /// movements) + `switch_margin` (∞ disables early cuts).
     pub switch_ratio: f64,
     pub switch_margin: f64,
     /// A phase with demand never waits longer than this (s) once the current green has
@@ -231,6 +232,9 @@ pub struct PressureActuatedParams {
     pub max_wait_s: f64,
     /// Serve phases in the cyclic order (skipping those without demand) instead of by pressure.
     pub cyclic: bool,
+    /// A green that is still busy is never cut (early switch, starvation guard) before
+    /// it has lasted this long.
+    pub fair_green_s: f64,
 }
 
 impl Default for PressureActuatedParams {
@@ -242,6 +246,7 @@ impl Default for PressureActuatedParams {
             switch_margin: 4.0,
             max_wait_s: 120.0,
             cyclic: false,
+            fair_green_s: 20.0,
         }
     }
 }
@@ -262,6 +267,7 @@ impl PressureActuatedController {
         check_nonneg(&ix, "switch_ratio", params.switch_ratio)?;
         check_nonneg(&ix, "switch_margin", params.switch_margin)?;
         check_nonneg(&ix, "max_wait_s", params.max_wait_s)?;
+        check_nonneg(&ix, "fair_green_s", params.fair_green_s)?;
         let np = ix.n_phases();
         Ok(PressureActuatedController {
             ix,
@@ -297,6 +303,20 @@ impl PressureActuatedController {
         if !any {
             return None; // rest in green
         }
+        // Is the current green still doing work (a standing queue, or dense arrivals)?
+        let mut queue = false;
+        let mut dense = false;
+        let mut work = 0.0;
+        for &m in &ix.phases[cur].movements {
+            queue |= d.queue[m] >= 1.0;
+            let gap = d.gap_s.map(|g| g[m]).unwrap_or(0.0);
+            dense |= d.approaching[m] > 0.0 && gap < pr.gap_out_s;
+            work += weight(ix, m) * (d.queue[m] + d.approaching[m]);
+        }
+        let active = queue || dense;
+        // A busy green is only ever cut after it has had a fair share of time: cutting
+        // short greens under heavy demand turns capacity into clearance lost time.
+        let fair = st.elapsed_s >= pr.fair_green_s;
         // Starvation guard: the longest-waiting called phase past the maximum wait.
         let starving = (0..np)
             .filter(|&p| {
@@ -306,7 +326,9 @@ impl PressureActuatedController {
                 (st.now_s - self.last_served[a]).total_cmp(&(st.now_s - self.last_served[b]))
             });
         if let Some(p) = starving {
-            return Some(p);
+            if !active || fair {
+                return Some(p);
+            }
         }
         let next = if pr.cyclic {
             let mut p = cur;
@@ -326,19 +348,12 @@ impl PressureActuatedController {
         if next == cur {
             return None;
         }
-        // Is the current green still doing work?
-        let mut queue = false;
-        let mut dense = false;
-        for &m in &ix.phases[cur].movements {
-            queue |= d.queue[m] >= 1.0;
-            let gap = d.gap_s.map(|g| g[m]).unwrap_or(0.0);
-            dense |= d.approaching[m] > 0.0 && gap < pr.gap_out_s;
-        }
-        if !(queue || dense) {
+        if !active {
             return Some(next);
         }
-        if self.pressures[next] > pr.switch_ratio * self.pressures[cur].max(0.0) + pr.switch_margin
-        {
+        // Early cut of a busy green: the waiting pressure must clearly outweigh the work
+        // still in front of this green (all its vehicles in range, moving or not).
+        if fair && self.pressures[next] > pr.switch_ratio * work + pr.switch_margin {
             return Some(next);
         }
         None
