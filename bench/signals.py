@@ -153,7 +153,8 @@ def run(quick: bool = False) -> SuiteResult:
             "controller",
             "volume error %",
             "worst approach volume error %",
-            "mean speed error %",
+            "stop-line mean speed error %",
+            "in-view mean speed error %",
             "queue MAE veh",
             "true mean queue veh",
             "true count",
@@ -168,14 +169,15 @@ def run(quick: bool = False) -> SuiteResult:
                 r["controller"],
                 e["volume_pct"],
                 e["volume_worst_approach_pct"],
-                e["speed_pct"],
+                e["line_speed_pct"],
+                e["segment_speed_pct"],
                 e["queue_mae_veh"],
                 e["queue_true_mean_veh"],
                 e["true_count"],
                 e["est_count"],
             )
     fe.notes.append(
-        "volume: stop-line crossings per lane (Pipeline line counts) vs vehicles SUMO sent through each stop line; speed: mean speed of tracked vehicles in view vs SUMO's vehicles in view; queue: stopped (< 5 km/h) vehicles per stage, sampled every frame"
+        "volume: stop-line crossings per lane (Pipeline line counts) vs vehicles SUMO sent through each stop line; stop-line speed: mean spot speed of crossings (tracker road-plane speed) vs SUMO's speed of vehicles passing the stop line; in-view speed: mean speed of tracked vehicles 0-140 m upstream vs all SUMO vehicles there (stopped vehicles' box jitter biases it up); queue: stopped (< 5 km/h) vehicles per stage, sampled every frame"
     )
 
     ta = res.table(
@@ -257,10 +259,10 @@ def run(quick: bool = False) -> SuiteResult:
     cam = [r["flow_errors"] for r in rows if r.get("flow_errors")]
     if cam:
         vol = max(e["volume_pct"] for e in cam)
-        spd = max(e["speed_pct"] for e in cam)
+        spd = max(e["line_speed_pct"] for e in cam)
         q = max(e["queue_mae_veh"] for e in cam)
         res.goals[f"volume error ≤ 3% (worst run {vol:.2f}%)"] = vol <= 3.0
-        res.goals[f"mean speed error ≤ 5% (worst run {spd:.2f}%)"] = spd <= 5.0
+        res.goals[f"mean (stop-line) speed error ≤ 5% (worst run {spd:.2f}%)"] = spd <= 5.0
         res.goals[f"queue error ≤ 1 vehicle on average (worst run {q:.2f})"] = (
             q <= 1.0 and not math.isnan(q)
         )

@@ -351,10 +351,22 @@ class CameraMeasurer:
         ft = self.ft
         sp_t = sum(ft.speed_sum.values()) / max(1, sum(ft.speed_n.values()))
         sp_e = sum(ft.est_speed_sum.values()) / max(1, sum(ft.est_speed_n.values()))
+        # spot speed at the stop lines (the detector-station mean speed)
+        line_t = self.truth.cross_speed_sum / max(1, self.truth.cross_speed_n) * 3.6
+        df = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
+        n = df["count"].to_numpy().astype(float)
+        tms = df["time_mean_speed_kmh"].to_numpy()
+        ok = n > 0
+        line_e = float((tms[ok] * n[ok]).sum() / max(n[ok].sum(), 1.0)) if ok.any() else math.nan
         return {
+            "line_speed_pct": 100.0 * abs(line_e - line_t) / max(line_t, 1e-9),
+            "line_speed_true_kmh": line_t,
+            "line_speed_est_kmh": line_e,
+            "segment_speed_true_kmh": sp_t * 3.6,
+            "segment_speed_est_kmh": sp_e * 3.6,
             "volume_pct": 100.0 * abs(tot_est - tot_true) / max(tot_true, 1.0),
             "volume_worst_approach_pct": 100.0 * worst,
-            "speed_pct": 100.0 * abs(sp_e - sp_t) / max(sp_t, 1e-9),
+            "segment_speed_pct": 100.0 * abs(sp_e - sp_t) / max(sp_t, 1e-9),
             "queue_mae_veh": float(np.mean(ft.queue_abs_err)) if ft.queue_abs_err else math.nan,
             "queue_true_mean_veh": float(np.mean(ft.queue_true)) if ft.queue_true else math.nan,
             "true_count": tot_true,

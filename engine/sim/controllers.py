@@ -242,12 +242,17 @@ class CyclicGap(Controller):
         min_green_s: float = 6.0,
         max_green_t_s: float = 60.0,
         max_green_l_s: float = 30.0,
-        horizon_s: float = 4.0,
-        efficiency: float = 0.35,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
         lane_sat_vps: float = 0.5,
         stopped_mps: float = 1.5,
+        min_call_veh: float = 0.5,
+        max_wait_s: float = 1e9,
     ) -> None:
         self.min_green_s = min_green_s
+        self.min_call = min_call_veh
+        self.max_wait = max_wait_s
+        self.last_green: dict[int, float] = {}
         self.max_t = max_green_t_s
         self.max_l = max_green_l_s
         self.h = horizon_s
@@ -255,15 +260,21 @@ class CyclicGap(Controller):
         self.sat = lane_sat_vps
         self.stopped = stopped_mps
 
-    def _demand(self, m: JunctionMeasurement, k: int) -> float:
-        return float(m.stages[k].weight.sum())
+    def _called(self, m: JunctionMeasurement, k: int) -> bool:
+        """A stage is called by `min_call_veh` vehicles, or by any vehicle once the stage
+        has not been green for `max_wait_s`."""
+        d = float(m.stages[k].weight.sum())
+        if d >= self.min_call:
+            return True
+        return d >= 0.5 and m.t - self.last_green.get(k, 0.0) >= self.max_wait
 
     def decide(self, m: JunctionMeasurement, stage: int, green_s: float) -> int:
         n = len(m.stages)
+        self.last_green[stage] = m.t
         nxt = None
         for i in range(1, n):
             k = (stage + i) % n
-            if self._demand(m, k) >= 0.5:
+            if self._called(m, k):
                 nxt = k
                 break
         if nxt is None:

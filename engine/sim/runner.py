@@ -35,7 +35,11 @@ VIEW_M = 150.0  # how far upstream of the stop line a junction's cameras see
 def traci_module():
     """libsumo (in-process, fast) when installed, else TraCI over a socket."""
     try:
-        import libsumo
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # libsumo prints a pyarrow notice
+            import libsumo
 
         return libsumo
     except ImportError:  # pragma: no cover - depends on the environment
@@ -135,6 +139,9 @@ class SumoMeasurer:
             self.link_lane[j.tls] = [m[2] for m in j.link_movement]
         self.counts: dict[str, dict[str, float]] = {j.tls: {} for j in scenario.junctions}
         self.mcounts: dict[str, dict[str, float]] = {j.tls: {} for j in scenario.junctions}
+        self.cross_speed_sum = 0.0  # speeds of vehicles as they pass a stop line (m/s)
+        self.cross_speed_n = 0
+        self._speed: dict[str, float] = {}
         self.last: dict[str, tuple[str, str, str]] = {}
 
     def step(self, t: float) -> dict[str, JunctionMeasurement]:
@@ -144,7 +151,9 @@ class SumoMeasurer:
         }
         mbuf: dict[str, dict[str, list[tuple[float, float]]]] = {tls: {} for tls in self.js}
         seen: dict[str, tuple[str, str, str]] = {}
-        for vid in tc.vehicle.getIDList():
+        ids = tc.vehicle.getIDList()
+        idset = set(ids)
+        for vid in ids:
             nxt = tc.vehicle.getNextTLS(vid)
             if not nxt:
                 continue
@@ -158,6 +167,7 @@ class SumoMeasurer:
             k = self.link_stage[tls][link]
             if k >= 0:
                 sp = tc.vehicle.getSpeed(vid)
+                self._speed[vid] = sp
                 buf[tls][k].append((dist, sp))
                 mbuf[tls].setdefault(mv, []).append((dist, sp))
         for vid, (tls, lane, mv) in self.last.items():
@@ -166,6 +176,11 @@ class SumoMeasurer:
                 c[lane] = c.get(lane, 0.0) + 1.0
                 mc = self.mcounts[tls]
                 mc[mv] = mc.get(mv, 0.0) + 1.0
+                sp = tc.vehicle.getSpeed(vid) if vid in idset else self._speed.get(vid)
+                if sp is not None:
+                    self.cross_speed_sum += sp
+                    self.cross_speed_n += 1
+                self._speed.pop(vid, None)
         self.last = seen
         out = {}
         for tls, j in self.js.items():
