@@ -173,28 +173,67 @@ fn decode_item(
     let mut cand_boxes: Vec<[f32; 4]> = Vec::new();
     let mut cand_scores: Vec<f32> = Vec::new();
     let mut cand_cls: Vec<i32> = Vec::new();
+    // Channels-first (v8): find each anchor's best class by sweeping the class planes,
+    // which are contiguous, instead of striding A floats per class.
+    let planes_best: Option<(Vec<f32>, Vec<u32>)> = if v8 {
+        let mut best = vec![f32::NEG_INFINITY; n_anchors];
+        let mut best_c = vec![0u32; n_anchors];
+        let mut bad = vec![false; n_anchors];
+        for c in 0..n_cls {
+            let plane = &data[(off + c) * n_anchors..(off + c + 1) * n_anchors];
+            // branch-free so the sweep vectorises
+            for (((b, bc), bad), &v) in best
+                .iter_mut()
+                .zip(best_c.iter_mut())
+                .zip(bad.iter_mut())
+                .zip(plane)
+            {
+                let gt = v > *b;
+                *b = if gt { v } else { *b };
+                *bc = if gt { c as u32 } else { *bc };
+                *bad |= !v.is_finite();
+            }
+        }
+        // NaN/inf poison the anchor: it is skipped below
+        for (b, &x) in best.iter_mut().zip(&bad) {
+            if x {
+                *b = f32::NAN;
+            }
+        }
+        Some((best, best_c))
+    } else {
+        None
+    };
     for a in 0..n_anchors {
         let obj = if off == 5 { at(a, 4) } else { 1.0 };
         if obj.is_nan() || obj < p.conf {
             continue; // also skips NaN
         }
-        let mut best = f32::NEG_INFINITY;
-        let mut best_c = 0usize;
-        let mut finite = true;
-        for c in 0..n_cls {
-            let s = at(a, off + c);
-            if !s.is_finite() {
-                finite = false;
-                break;
+        let (best, best_c) = if let Some((pb, pc)) = &planes_best {
+            if n_cls == 0 || !pb[a].is_finite() {
+                continue;
             }
-            if s > best {
-                best = s;
-                best_c = c;
+            (pb[a], pc[a] as usize)
+        } else {
+            let mut best = f32::NEG_INFINITY;
+            let mut best_c = 0usize;
+            let mut finite = true;
+            for c in 0..n_cls {
+                let s = at(a, off + c);
+                if !s.is_finite() {
+                    finite = false;
+                    break;
+                }
+                if s > best {
+                    best = s;
+                    best_c = c;
+                }
             }
-        }
-        if !finite || n_cls == 0 {
-            continue;
-        }
+            if !finite || n_cls == 0 {
+                continue;
+            }
+            (best, best_c)
+        };
         let score = obj * best;
         if !score.is_finite() || score < p.conf {
             continue;
@@ -483,6 +522,17 @@ mod tests {
         assert_eq!(d[0].class_ids, vec![0, 1]);
         assert_eq!(d[0].xyxy[0], [0.0, 0.0, 15.0, 15.0]); // clipped at 0
         assert!((d[0].scores[1] - 0.7).abs() < 1e-6);
+        // a non-finite class score poisons only its own anchor
+        out[4 * a + 1] = f32::NAN;
+        let d = decode(
+            &out,
+            &[1, 6, 3],
+            &Layout::Yolov8,
+            &[meta_identity(60.0, 60.0)],
+            &p,
+        )
+        .unwrap();
+        assert_eq!(d[0].class_ids, vec![0]);
     }
 
     #[test]

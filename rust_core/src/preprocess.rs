@@ -129,6 +129,112 @@ impl AxisTable {
     }
 }
 
+/// The two source rows of one output row and their vertical weights (1/255 folded in).
+struct RowTaps<'a> {
+    row0: &'a [u8],
+    row1: &'a [u8],
+    wy0: f32,
+    wy1: f32,
+}
+
+type RowKernel =
+    fn(&mut [f32], &RowTaps, &[usize], &[usize], &[f32], &mut [f32], &mut [f32], &mut [f32]);
+
+/// One output row of the letterbox: blend the two source rows vertically into `blend`
+/// (contiguous, vectorises), then sample horizontally into the R, G, B plane rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn letterbox_row(
+    blend: &mut [f32],
+    t: &RowTaps,
+    xo0: &[usize],
+    xo1: &[usize],
+    wx1: &[f32],
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    for ((o, &p0), &p1) in blend.iter_mut().zip(t.row0).zip(t.row1) {
+        *o = p0 as f32 * t.wy0 + p1 as f32 * t.wy1;
+    }
+    let blend = &*blend;
+    let n = r
+        .len()
+        .min(g.len())
+        .min(b.len())
+        .min(xo0.len())
+        .min(xo1.len())
+        .min(wx1.len());
+    for x in 0..n {
+        let (o0, o1) = (xo0[x], xo1[x]);
+        let w1 = wx1[x];
+        let w0 = 1.0 - w1;
+        // SAFETY: the caller asserted o + 2 < blend.len() for every tap offset.
+        unsafe {
+            let v = |o: usize| *blend.get_unchecked(o);
+            // BGR in, RGB planes out
+            b[x] = v(o0) * w0 + v(o1) * w1;
+            g[x] = v(o0 + 1) * w0 + v(o1 + 1) * w1;
+            r[x] = v(o0 + 2) * w0 + v(o1 + 2) * w1;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn letterbox_row_generic(
+    blend: &mut [f32],
+    t: &RowTaps,
+    xo0: &[usize],
+    xo1: &[usize],
+    wx1: &[f32],
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    letterbox_row(blend, t, xo0, xo1, wx1, r, g, b)
+}
+
+/// The same code compiled for AVX2 (8-wide vertical blend), chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn letterbox_row_avx2(
+    blend: &mut [f32],
+    t: &RowTaps,
+    xo0: &[usize],
+    xo1: &[usize],
+    wx1: &[f32],
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    letterbox_row(blend, t, xo0, xo1, wx1, r, g, b)
+}
+
+fn select_row_kernel() -> RowKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            #[allow(clippy::too_many_arguments)]
+            fn avx2(
+                blend: &mut [f32],
+                t: &RowTaps,
+                xo0: &[usize],
+                xo1: &[usize],
+                wx1: &[f32],
+                r: &mut [f32],
+                g: &mut [f32],
+                b: &mut [f32],
+            ) {
+                // SAFETY: only selected when the CPU reports AVX2.
+                unsafe { letterbox_row_avx2(blend, t, xo0, xo1, wx1, r, g, b) }
+            }
+            return avx2;
+        }
+    }
+    letterbox_row_generic
+}
+
 /// Letterbox `src` into `out`, a CHW float32 slice of exactly `3 * dst_h * dst_w` values
 /// (planes R, G, B; values in 0..1; padding 114/255).
 pub fn letterbox_into(
@@ -161,52 +267,51 @@ pub fn letterbox_into(
     let (r_plane, rest) = out.split_at_mut(plane);
     let (g_plane, b_plane) = rest.split_at_mut(plane);
     const K: f32 = 1.0 / 255.0;
+    let row_len = src.width * 3;
+    // The taps stay inside the blended source row: checked once here, so the per-pixel
+    // loop can skip bounds checks.
+    assert!(xo0.iter().chain(&xo1).all(|&o| o + 2 < row_len));
+    let row_fn = select_row_kernel();
     r_plane
         .par_chunks_mut(dst_w)
         .zip(g_plane.par_chunks_mut(dst_w))
         .zip(b_plane.par_chunks_mut(dst_w))
         .enumerate()
-        .for_each(|(y, ((r, g), b))| {
-            if y < py || y >= py + lb.new_h {
-                r.fill(PAD_VALUE);
-                g.fill(PAD_VALUE);
-                b.fill(PAD_VALUE);
-                return;
-            }
-            let sy = y - py;
-            let row0 = src.row(yt.i0[sy] as usize);
-            let row1 = src.row(yt.i1[sy] as usize);
-            let wy1 = yt.w1[sy] * K;
-            let wy0 = K - wy1;
-            for v in [&mut *r, &mut *g, &mut *b] {
-                v[..px].fill(PAD_VALUE);
-                v[px + lb.new_w..].fill(PAD_VALUE);
-            }
-            let (r, g, b) = (
-                &mut r[px..px + lb.new_w],
-                &mut g[px..px + lb.new_w],
-                &mut b[px..px + lb.new_w],
-            );
-            for x in 0..lb.new_w {
-                let (o0, o1) = (xo0[x], xo1[x]);
-                let wx1 = xt.w1[x];
-                let wx0 = 1.0 - wx1;
-                let p00 = &row0[o0..o0 + 3];
-                let p01 = &row0[o1..o1 + 3];
-                let p10 = &row1[o0..o0 + 3];
-                let p11 = &row1[o1..o1 + 3];
-                let mut px3 = [0f32; 3];
-                for c in 0..3 {
-                    let top = p00[c] as f32 * wx0 + p01[c] as f32 * wx1;
-                    let bot = p10[c] as f32 * wx0 + p11[c] as f32 * wx1;
-                    px3[c] = top * wy0 + bot * wy1;
+        .for_each_init(
+            // one scratch row per worker: the two source rows blended vertically
+            || vec![0f32; row_len],
+            |blend, (y, ((r, g), b))| {
+                if y < py || y >= py + lb.new_h {
+                    r.fill(PAD_VALUE);
+                    g.fill(PAD_VALUE);
+                    b.fill(PAD_VALUE);
+                    return;
                 }
-                // BGR in, RGB planes out
-                b[x] = px3[0];
-                g[x] = px3[1];
-                r[x] = px3[2];
-            }
-        });
+                let sy = y - py;
+                for v in [&mut *r, &mut *g, &mut *b] {
+                    v[..px].fill(PAD_VALUE);
+                    v[px + lb.new_w..].fill(PAD_VALUE);
+                }
+                let wy1 = yt.w1[sy] * K;
+                let rows = RowTaps {
+                    row0: src.row(yt.i0[sy] as usize),
+                    row1: src.row(yt.i1[sy] as usize),
+                    wy0: K - wy1,
+                    wy1,
+                };
+                let n = lb.new_w;
+                row_fn(
+                    blend,
+                    &rows,
+                    &xo0,
+                    &xo1,
+                    &xt.w1,
+                    &mut r[px..px + n],
+                    &mut g[px..px + n],
+                    &mut b[px..px + n],
+                );
+            },
+        );
     Ok(lb)
 }
 

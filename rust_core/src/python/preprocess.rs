@@ -2,7 +2,7 @@
 //! copy, the GIL is released for the resampling, results come back as new numpy arrays.
 use crate::error::CoreError;
 use crate::preprocess::{self, ImageView, Normalize};
-use numpy::ndarray::{Array1, Array2, Array3, Array4};
+use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray3,
     PyUntypedArrayMethods,
@@ -99,10 +99,17 @@ fn letterbox<'py>(
     let ro = borrow_frame(frame, "")?;
     let v = view(&ro)?;
     let (w, h) = size;
-    let (data, lb) = py.detach(|| preprocess::letterbox(&v, w, h))?;
-    let arr =
-        Array3::from_shape_vec((3, h, w), data).map_err(|e| CoreError::input(e.to_string()))?;
-    Ok((arr.into_pyarray(py), lb.scale, (lb.pad_x, lb.pad_y)))
+    // SAFETY: uninitialised float32 array; letterbox_into writes every element (image,
+    // padding rows and padding columns) before Python can see it.
+    let arr = unsafe { PyArray3::<f32>::new(py, [3, h, w], false) };
+    let lb = {
+        let mut rw = arr.readwrite();
+        let out = rw
+            .as_slice_mut()
+            .map_err(|_| CoreError::input("output not contiguous"))?;
+        py.detach(|| preprocess::letterbox_into(&v, w, h, out))?
+    };
+    Ok((arr, lb.scale, (lb.pad_x, lb.pad_y)))
 }
 
 /// Letterbox a list of frames (any sizes) into one (N,3,h,w) batch tensor.
@@ -127,23 +134,21 @@ fn letterbox_batch<'py>(
     let views = ros.iter().map(view).collect::<PyResult<Vec<_>>>()?;
     let (w, h) = size;
     let n = views.len();
-    let (data, lbs) = py.detach(|| {
-        let mut out = vec![0f32; n * 3 * h * w];
-        let lbs = preprocess::letterbox_batch_into(&views, w, h, &mut out)?;
-        Ok::<_, CoreError>((out, lbs))
-    })?;
-    let arr =
-        Array4::from_shape_vec((n, 3, h, w), data).map_err(|e| CoreError::input(e.to_string()))?;
+    // SAFETY: uninitialised; letterbox_batch_into writes every element of every item.
+    let arr = unsafe { PyArray4::<f32>::new(py, [n, 3, h, w], false) };
+    let lbs = {
+        let mut rw = arr.readwrite();
+        let out = rw
+            .as_slice_mut()
+            .map_err(|_| CoreError::input("output not contiguous"))?;
+        py.detach(|| preprocess::letterbox_batch_into(&views, w, h, out))?
+    };
     let scales = Array1::from_iter(lbs.iter().map(|l| l.scale));
     let pads = Array2::from_shape_fn(
         (n, 2),
         |(i, k)| if k == 0 { lbs[i].pad_x } else { lbs[i].pad_y },
     );
-    Ok((
-        arr.into_pyarray(py),
-        scales.into_pyarray(py),
-        pads.into_pyarray(py),
-    ))
+    Ok((arr, scales.into_pyarray(py), pads.into_pyarray(py)))
 }
 
 fn h9(h_inv: &Bound<'_, PyAny>) -> PyResult<[f64; 9]> {
