@@ -501,6 +501,118 @@ fn match_sparse(
     }
 }
 
+// ---- spatial grid ----------------------------------------------------------------------
+
+/// Uniform grid over detection top-left corners (CSR layout), cells at least as large as
+/// the largest box, so the detections overlapping a query box lie in a handful of cells.
+#[derive(Debug, Clone, Default)]
+struct DetGrid {
+    x0: f32,
+    y0: f32,
+    cw: f32,
+    ch: f32,
+    nx: usize,
+    ny: usize,
+    max_w: f32,
+    max_h: f32,
+    start: Vec<u32>,
+    fill: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl DetGrid {
+    fn build(&mut self, boxes: &[[f32; 4]]) {
+        self.start.clear();
+        self.items.clear();
+        self.nx = 0;
+        self.ny = 0;
+        if boxes.is_empty() {
+            return;
+        }
+        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        let (mut mw, mut mh) = (0.0f32, 0.0f32);
+        for b in boxes {
+            x0 = x0.min(b[0]);
+            y0 = y0.min(b[1]);
+            x1 = x1.max(b[0]);
+            y1 = y1.max(b[1]);
+            mw = mw.max(b[2] - b[0]);
+            mh = mh.max(b[3] - b[1]);
+        }
+        let side = ((boxes.len() as f64).sqrt().ceil() as usize * 2).clamp(1, 1024);
+        let cw = mw.max((x1 - x0) / side as f32).max(1.0);
+        let ch = mh.max((y1 - y0) / side as f32).max(1.0);
+        let nx = (((x1 - x0) / cw) as usize + 1).min(side + 1);
+        let ny = (((y1 - y0) / ch) as usize + 1).min(side + 1);
+        *self = DetGrid {
+            x0,
+            y0,
+            cw,
+            ch,
+            nx,
+            ny,
+            max_w: mw,
+            max_h: mh,
+            start: std::mem::take(&mut self.start),
+            fill: std::mem::take(&mut self.fill),
+            items: std::mem::take(&mut self.items),
+        };
+        self.start.resize(nx * ny + 1, 0);
+        for b in boxes {
+            let c = self.cell(b);
+            self.start[c + 1] += 1;
+        }
+        for i in 0..nx * ny {
+            self.start[i + 1] += self.start[i];
+        }
+        self.fill.clear();
+        self.fill.extend_from_slice(&self.start[..nx * ny]);
+        self.items.resize(boxes.len(), 0);
+        for (i, b) in boxes.iter().enumerate() {
+            let c = self.cell(b);
+            self.items[self.fill[c] as usize] = i as u32;
+            self.fill[c] += 1;
+        }
+    }
+
+    #[inline]
+    fn cell(&self, b: &[f32; 4]) -> usize {
+        let cx = (((b[0] - self.x0) / self.cw) as usize).min(self.nx - 1);
+        let cy = (((b[1] - self.y0) / self.ch) as usize).min(self.ny - 1);
+        cy * self.nx + cx
+    }
+
+    /// Detections whose box may overlap `q` (a superset; callers test the overlap).
+    fn query(&self, q: [f32; 4], out: &mut Vec<u32>) {
+        out.clear();
+        if self.nx == 0 {
+            return;
+        }
+        let (qx0, qx1) = (q[0] - self.max_w, q[2]);
+        let (qy0, qy1) = (q[1] - self.max_h, q[3]);
+        if qx1 < self.x0 || qy1 < self.y0 {
+            return;
+        }
+        let span_x = self.cw * self.nx as f32;
+        let span_y = self.ch * self.ny as f32;
+        if qx0 > self.x0 + span_x || qy0 > self.y0 + span_y {
+            return;
+        }
+        let c0 = (((qx0 - self.x0) / self.cw).max(0.0) as usize).min(self.nx - 1);
+        let c1 = (((qx1 - self.x0) / self.cw).max(0.0) as usize).min(self.nx - 1);
+        let r0 = (((qy0 - self.y0) / self.ch).max(0.0) as usize).min(self.ny - 1);
+        let r1 = (((qy1 - self.y0) / self.ch).max(0.0) as usize).min(self.ny - 1);
+        for r in r0..=r1 {
+            let row = r * self.nx;
+            let (a, b) = (
+                self.start[row + c0] as usize,
+                self.start[row + c1 + 1] as usize,
+            );
+            out.extend_from_slice(&self.items[a..b]);
+        }
+    }
+}
+
 // ---- tracker ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -513,7 +625,8 @@ pub struct Tracker {
     outputs: Vec<TrackOut>,
     removed: Vec<u64>,
     // scratch
-    order: Vec<u32>,
+    grid: DetGrid,
+    cand: Vec<u32>,
     edges: Vec<(u32, u32, f64)>,
     pairs: Vec<(u32, u32)>,
     det_used: Vec<bool>,
@@ -540,7 +653,8 @@ impl Tracker {
             last_ts: None,
             outputs: Vec::new(),
             removed: Vec::new(),
-            order: Vec::new(),
+            grid: DetGrid::default(),
+            cand: Vec::new(),
             edges: Vec::new(),
             pairs: Vec::new(),
             det_used: Vec::new(),
@@ -637,7 +751,6 @@ impl Tracker {
         scores: &[f32],
         classes: &[i32],
         ts: f64,
-        max_w: f32,
         was_tracked: &[bool],
     ) {
         let cfg = &self.cfg;
@@ -698,15 +811,12 @@ impl Tracker {
                 (0.0, 0.0)
             };
             let sb = [pb[0] - gx, pb[1] - gy, pb[2] + gx, pb[3] + gy];
-            let lo_x = sb[0] - max_w;
-            let start = self.order.partition_point(|&d| boxes[d as usize][0] < lo_x);
-            for &d in &self.order[start..] {
+            self.grid.query(sb, &mut self.cand);
+            for &d in &self.cand {
                 let di = d as usize;
                 let b = boxes[di];
-                if b[0] > sb[2] {
-                    break;
-                }
                 if self.det_used[di]
+                    || b[0] > sb[2]
                     || b[2] < sb[0]
                     || b[3] < sb[1]
                     || b[1] > sb[3]
@@ -788,12 +898,8 @@ impl Tracker {
             t.matched_now = false;
         }
 
-        // Detection order sorted by x1 for the candidate sweep.
-        self.order.clear();
-        self.order.extend(0..boxes.len() as u32);
-        self.order
-            .sort_unstable_by(|&a, &b| boxes[a as usize][0].total_cmp(&boxes[b as usize][0]));
-        let max_w = boxes.iter().map(|b| b[2] - b[0]).fold(0.0f32, f32::max);
+        // Spatial grid over detections: candidate pairs come from a few cells, not all N.
+        self.grid.build(boxes);
         self.det_used.clear();
         self.det_used.resize(boxes.len(), false);
 
@@ -815,7 +921,7 @@ impl Tracker {
             Pass::HighVsTentative,
             Pass::LowVsTentative,
         ] {
-            self.run_pass(pass, boxes, scores, classes, ts, max_w, &was_tracked);
+            self.run_pass(pass, boxes, scores, classes, ts, &was_tracked);
         }
 
         // Lifecycle of unmatched tracks.
@@ -1044,6 +1150,29 @@ mod tests {
         match_sparse(&edges, 2, 2, 0.95, &mut pairs);
         pairs.sort();
         assert_eq!(pairs, vec![(0, 1), (1, 0)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn grid_query_finds_every_overlapping_box(
+            dets in proptest::collection::vec((0f32..2000.0, 0f32..1000.0, 0f32..120.0, 0f32..90.0), 1..200),
+            qs in proptest::collection::vec((-100f32..2100.0, -100f32..1100.0, 0f32..300.0, 0f32..300.0), 1..20),
+        ) {
+            let boxes: Vec<[f32; 4]> = dets.iter().map(|d| [d.0, d.1, d.0 + d.2, d.1 + d.3]).collect();
+            let mut g = DetGrid::default();
+            g.build(&boxes);
+            let mut out = vec![];
+            for q in qs {
+                let q = [q.0, q.1, q.0 + q.2, q.1 + q.3];
+                g.query(q, &mut out);
+                for (i, b) in boxes.iter().enumerate() {
+                    let overlaps = b[0] <= q[2] && b[2] >= q[0] && b[1] <= q[3] && b[3] >= q[1];
+                    if overlaps {
+                        proptest::prop_assert!(out.contains(&(i as u32)), "box {i} {b:?} missed for {q:?}");
+                    }
+                }
+            }
+        }
     }
 
     proptest::proptest! {
