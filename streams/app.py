@@ -2,7 +2,7 @@
 
     frames ──structure──▶ observations (one record per frame, key camera:seq)
                       ├─▶ crossings (key camera:track:line), alerts, dead-letters
-    observations + crossings ──flow──▶ flows (per lane / camera / window) + congestion alerts
+    observations (frame records with their crossings) ──flow──▶ flows (per lane / camera / window) + congestion alerts
     flows ──signal──▶ signal-plans (per intersection and window)
 
 Every record topic is written with an explicit partition derived from the camera (flows
@@ -40,7 +40,7 @@ from streams.broker import bootstrap_of
 from streams.envelope import Codec, FrameEnvelope
 from streams.incidents import IncidentStage, congestion_alert
 from streams.metrics import Metrics
-from streams.settings import StreamSettings, partition_for
+from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS, StreamSettings, partition_for
 
 log = logging.getLogger("citystream.streams")
 
@@ -117,11 +117,29 @@ def frame_record(r: FrameResult, *, skipped: bool = False) -> dict[str, Any]:
         "ts": r.ts,
         "observations": [asdict(o) for o in r.observations],
         "zones": [asdict(z) for z in r.zones],
-        "n_crossings": len(r.crossings),
+        # crossings ride along (also published on `crossings`) so that the flow agent sees
+        # them in frame order with the watermark: windows close after their crossings
+        "crossings": [asdict(c) for c in r.crossings],
         "n_alerts": len(r.alerts),
         "extras": r.extras,
         "timings_ms": {k: round(v, 3) for k, v in r.timings_ms.items()},
     }
+
+
+def _set_fetch_max_wait(ms: int) -> None:
+    """Faust hard-codes the worker consumer's fetch_max_wait_ms (1,500 ms); set ours."""
+    from faust.transport.drivers import aiokafka as drv
+
+    cls = drv.AIOKafkaConsumerThread
+    orig = getattr(cls, "_cs_orig_create", None) or cls._create_worker_consumer
+    cls._cs_orig_create = orig  # type: ignore[attr-defined]
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = orig(self, transport)
+        consumer._fetch_max_wait_ms = ms  # read by AIOKafkaConsumer.start() for its Fetcher
+        return consumer
+
+    cls._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 class StreamApp:
@@ -144,10 +162,15 @@ class StreamApp:
         self.broker = broker
         self.metrics = metrics or Metrics()
         s = settings
+        wait = s.fetch_max_wait_ms or (EMBEDDED_FETCH_MAX_WAIT_MS if s.embedded_profile else None)
+        if wait:
+            _set_fetch_max_wait(wait)
         self.app = faust.App(s.app_id, broker=broker, **s.faust_options())
         self._pipeline = pipeline
         self._load_detector = load_detector
         self.live: set[str] = set()
+        self._zdelta: dict[str, dict[str, Any]] = {}
+        self._wm: dict[str, float] = {}
         self._replayer: Any = None
         self._incidents = IncidentStage(config, s.incidents)
 
@@ -169,14 +192,6 @@ class StreamApp:
         self.plans = raw_topic("signal-plans")
         self.alerts = raw_topic("alerts")
         self.dead = raw_topic("dead-letters")
-        flow_source = self.app.topic(
-            s.topic("observations"),
-            s.topic("crossings"),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
 
         def table(name: str) -> Any:
             return self.app.Table(name, default=None, partitions=s.partitions)
@@ -193,7 +208,7 @@ class StreamApp:
         self.plan_acc = table("cs-plan-acc")
 
         self.app.agent(self.frames, name="structure")(self._structure_agent)
-        self.app.agent(flow_source, name="flow")(self._flow_agent)
+        self.app.agent(self.observations, name="flow")(self._flow_agent)
         self.app.agent(self.flows, name="signal")(self._signal_agent)
         self._cameras_by_intersection: dict[str, list[str]] = defaultdict(list)
         for cam_id, cam in config.cameras.items():
@@ -236,10 +251,15 @@ class StreamApp:
 
     # ---- sending -------------------------------------------------------------------------
     async def _send(self, topic: Any, key: str, value: Any, route: str) -> Any:
-        return await topic.send(
-            key=key.encode("utf-8"),
-            value=value if isinstance(value, bytes) else _json(value),
-            partition=partition_for(route, self.settings.partitions),
+        """Produce one record (raw bytes, explicit partition) straight through the app's
+        producer; returns the delivery future (resolved when the broker acknowledged)."""
+        return await self.app.producer.send(
+            topic.get_topic_name(),
+            key.encode("utf-8"),
+            value if isinstance(value, bytes) else _json(value),
+            partition_for(route, self.settings.partitions),
+            None,
+            None,
         )
 
     async def dead_letter(self, event: Any, reason: str, camera_id: str | None = None) -> Any:
@@ -259,12 +279,14 @@ class StreamApp:
             "ts": time.time(),
         }
         self.metrics.inc("citystream_dead_letters_total", reason=reason.split(":")[0][:60])
-        fut = await self.dead.send(
-            key=f"{msg.topic}:{msg.partition}:{msg.offset}".encode(),
-            value=_json(rec),
-            partition=msg.partition % self.settings.partitions,
+        return await self.app.producer.send(
+            self.dead.get_topic_name(),
+            f"{msg.topic}:{msg.partition}:{msg.offset}".encode(),
+            _json(rec),
+            msg.partition % self.settings.partitions,
+            None,
+            None,
         )
-        return fut
 
     # ---- structure -----------------------------------------------------------------------
     async def _structure_agent(self, stream: Any) -> None:
@@ -289,6 +311,7 @@ class StreamApp:
                 bootstrap_servers=bootstrap_of(self.broker),
                 enable_auto_commit=False,
                 group_id=None,
+                fetch_max_wait_ms=50,
             )
             await self._replayer.start()
         c = self._replayer
@@ -473,16 +496,14 @@ class StreamApp:
         return math.floor(ts / w) * w
 
     async def _flow_agent(self, stream: Any) -> None:
-        crossings_topic = self.crossings.get_topic_name()
         async for ev in stream.events():
             try:
                 data = json.loads(ev.value)
             except (ValueError, TypeError):
                 continue
-            if ev.message.topic == crossings_topic:
-                self.flow_crossing(data)
-            else:
-                await self.flow_frame(data)
+            for c in data.get("crossings") or ():
+                self.flow_crossing(c)
+            await self.flow_frame(data)
 
     def _clock(self, cam: str) -> dict[str, Any]:
         return dict(
@@ -530,10 +551,23 @@ class StreamApp:
             ln["speed_sum"] += float(c["speed_kmh"])
             ln["speed_n"] += 1
         acc["keys"].append(key)
-        self.flow_acc[akey] = acc
+        self.flow_acc[akey] = self._fold(akey, acc)
         if ws not in clk["open"]:
             clk["open"] = sorted([*clk["open"], ws])
             self.clock[cam] = clk
+
+    def _fold(self, akey: str, acc: dict[str, Any]) -> dict[str, Any]:
+        """Add the in-memory per-frame occupancy counts of a window into its accumulator.
+        (Occupancy is a ratio of frames, so the few frames counted since the last table
+        write that a crash loses barely move it; crossings are written one by one.)"""
+        d = self._zdelta.pop(akey, None)
+        if d:
+            acc["frames"] += d["frames"]
+            for zid, zz in d["zones"].items():
+                t = acc["zones"].setdefault(zid, {"busy": 0, "sum": 0})
+                t["busy"] += zz["busy"]
+                t["sum"] += zz["sum"]
+        return acc
 
     async def flow_frame(self, f: dict[str, Any]) -> None:
         cam = f.get("camera_id")
@@ -544,43 +578,34 @@ class StreamApp:
         clk = self._clock(cam)
         changed = False
         if ws >= clk["closed"] and f.get("kind") == "frame":
-            zones = f.get("zones") or []
-            akey = f"{cam}|{ws}"
-            if zones or ws not in clk["open"]:
-                acc = self.flow_acc.get(akey) or {
-                    "cam": cam,
-                    "ws": ws,
-                    "lines": {},
-                    "zones": {},
-                    "frames": 0,
-                    "keys": [],
-                }
-                acc["frames"] += 1
-                for z in zones:
-                    zz = acc["zones"].setdefault(z["zone_id"], {"busy": 0, "sum": 0})
-                    zz["busy"] += 1 if z["count"] > 0 else 0
-                    zz["sum"] += z["count"]
-                self.flow_acc[akey] = acc
+            d = self._zdelta.setdefault(f"{cam}|{ws}", {"frames": 0, "zones": {}})
+            d["frames"] += 1
+            for z in f.get("zones") or ():
+                zz = d["zones"].setdefault(z["zone_id"], {"busy": 0, "sum": 0})
+                zz["busy"] += 1 if z["count"] > 0 else 0
+                zz["sum"] += z["count"]
             if ws not in clk["open"]:
                 clk["open"] = sorted([*clk["open"], ws])
                 changed = True
-        if ts > clk["wm"]:
-            clk["wm"] = ts
-            changed = True
+        wm = max(self._wm.get(cam, -math.inf), clk["wm"], ts)
+        self._wm[cam] = wm  # the watermark is kept in memory; rebuilt from the stream
         w, g = self.settings.flow_window_s, self.settings.flow_grace_s
-        due = [x for x in clk["open"] if x + w + g <= clk["wm"]]
+        due = [x for x in clk["open"] if x + w + g <= wm]
         for x in due:
             await self._close_window(cam, x, clk)
             clk["open"].remove(x)
             clk["closed"] = max(clk["closed"], x + w)
             changed = True
         if changed:
+            clk["wm"] = wm
             self.clock[cam] = clk
 
     async def _close_window(self, cam: str, ws: float, clk: dict[str, Any]) -> None:
         w = self.settings.flow_window_s
         akey = f"{cam}|{ws}"
-        acc = self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "keys": []}
+        acc = self._fold(
+            akey, self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "keys": []}
+        )
         cam_cfg = self.config.cameras.get(cam)
         inter = cam_cfg.intersection if cam_cfg else None
         route = inter or cam

@@ -310,7 +310,11 @@ def test_killed_worker_restarts_with_equal_counts(broker: EmbeddedBroker, tmp_pa
             n_flows = n_cams * len(closed)
 
             def done(g: dict[str, list]) -> bool:
-                return len({k for k, _ in g[p + "flows"]}) >= n_flows
+                # every window closed and every crossing of the reference run seen (a lost
+                # crossing makes this time out and fail below)
+                return len({k for k, _ in g[p + "flows"]}) >= n_flows and {
+                    k.decode() for k, _ in g[p + "crossings"]
+                } >= set(ref)
 
             got = read_topics(
                 broker.bootstrap,

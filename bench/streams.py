@@ -1,0 +1,513 @@
+"""`citystream bench streams`: the stream layer through the real broker vs calling
+`engine.Pipeline` directly, in the same run, at 1, 10 and 50 simulated cameras.
+
+Two model stages:
+- recorded detections (simulated traffic, `streams.synthetic`): no model, so the figures
+  isolate the stream layer's own cost (envelope, broker, Faust, records, acks);
+- the real YOLOv3-tiny detector on JPEG frames of vtest.avi (skipped with a note when the
+  models are not fetched).
+
+Streamed latency is feed → record: from the producer's send of a frame envelope to the
+arrival of that frame's record on the `observations` topic (same process clock). The
+baseline latency is the direct `Pipeline` call's time for the same frame (a whole batch for
+the model stage: a frame waits for its batch). Throughput: frames sent as fast as possible
+until every record arrived. Worker and broker CPU time per frame come from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import SuiteResult
+
+REPO = Path(__file__).resolve().parent.parent
+VIDEO = REPO.parent / "shared" / "data" / "video" / "vtest.avi"
+FPS = 10.0
+CAMERAS = (1, 10, 50)
+CITY_CAMERAS = 30_000
+CITY_ANALYSIS_FPS = 5.0  # analysed frames per second per camera in the capacity model
+
+
+def _cpu_s(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc)."""
+    try:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+class Collector:
+    """Reads frame records from `observations` in a thread; arrival time per (camera, seq)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.arrived: dict[tuple[str, int], float] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+        self._ready.wait(30)
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        c = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+            fetch_max_wait_ms=5,
+        )
+        await c.start()
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                batch = await c.getmany(timeout_ms=50)
+                now = time.time()
+                for msgs in batch.values():
+                    for m in msgs:
+                        # the key is camera:seq (frame records) or camera:skip:seq
+                        key = m.key.decode()
+                        cam, _, rest = key.rpartition(":")
+                        if rest.isdigit() and ":skip" not in key:
+                            with self.lock:
+                                self.arrived.setdefault((cam, int(rest)), now)
+        finally:
+            await c.stop()
+
+    def wait_for(self, keys: list[tuple[str, int]], timeout: float) -> bool:
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if all(k in self.arrived for k in keys):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(10)
+
+
+class StreamRig:
+    """Embedded broker + one `citystream worker` subprocess + producer + collector."""
+
+    def __init__(self, n_cams: int, *, detector: bool, tmp: Path) -> None:
+        from streams.app import ensure_topics
+        from streams.broker import EmbeddedBroker
+        from streams.feed import FrameProducer
+        from streams.settings import StreamSettings
+        from streams.synthetic import site_toml
+
+        tag = f"b{uuid.uuid4().hex[:6]}"
+        self.streams = {
+            "app_id": f"bench-{tag}",
+            "topic_prefix": f"{tag}.",
+            "partitions": 4,
+            "max_wall_lag_s": 0,
+            "max_stream_lag_s": 0,
+            "flow_window_s": 10.0,
+        }
+        self.broker = EmbeddedBroker().start()
+        settings = StreamSettings(**self.streams)
+        asyncio.run(ensure_topics(self.broker.url, settings))
+        cfg = tmp / f"site-{tag}.toml"
+        cfg.write_text(site_toml(n_cams, fps=FPS, streams=self.streams))
+        cmd = [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "worker",
+            "--config",
+            str(cfg),
+            "--broker",
+            self.broker.url,
+        ]
+        cmd.append("--detector" if detector else "--no-detector")
+        self.log = tmp / f"worker-{tag}.log"
+        self.worker = subprocess.Popen(
+            cmd, cwd=REPO, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT
+        )
+        self.collector = Collector(self.broker.bootstrap, settings.topic("observations"))
+        self.producer = FrameProducer(
+            self.broker.url,
+            settings=StreamSettings(**{k: v for k, v in self.streams.items() if k != "app_id"}),
+        )
+        self.sent: dict[tuple[str, int], float] = {}
+
+    def send(self, cam: str, seq: int, data: bytes) -> None:
+        self.sent[(cam, seq)] = time.time()
+        self.producer.send_raw(cam, data)
+
+    def close(self) -> None:
+        try:
+            self.producer.close()
+        finally:
+            self.collector.stop()
+            if self.worker.poll() is None:
+                self.worker.terminate()
+                try:
+                    self.worker.wait(20)
+                except subprocess.TimeoutExpired:
+                    self.worker.kill()
+            self.broker.stop()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:]
+
+
+def _streamed_phase(
+    rig: StreamRig, items: list[tuple[str, int, bytes]], rate: float | None, timeout: float
+) -> dict[str, Any]:
+    """Send `items` (at `rate` frames/s, or as fast as possible) and wait for every record."""
+    c0w, c0b = _cpu_s(rig.worker.pid), _cpu_s(rig.broker.proc.pid)  # type: ignore[union-attr]
+    t0 = time.time()
+    for i, (cam, seq, data) in enumerate(items):
+        if rate:
+            wait = t0 + i / rate - time.time()
+            if wait > 0:
+                time.sleep(wait)
+        rig.send(cam, seq, data)
+    rig.producer.flush()
+    keys = [(cam, seq) for cam, seq, _ in items]
+    ok = rig.collector.wait_for(keys, timeout)
+    if not ok:
+        raise RuntimeError(f"bench streams: records missing after {timeout}s\n{rig.tail()}")
+    t_last = max(rig.collector.arrived[k] for k in keys)
+    lat = [(rig.collector.arrived[k] - rig.sent[k]) * 1e3 for k in keys]
+    return {
+        "frames": len(items),
+        "fps": len(items) / max(1e-9, t_last - t0),
+        "p50": _pct(lat, 50),
+        "p99": _pct(lat, 99),
+        "worker_cpu_ms": (_cpu_s(rig.worker.pid) - c0w) * 1e3 / len(items),
+        "broker_cpu_ms": (_cpu_s(rig.broker.proc.pid) - c0b) * 1e3 / len(items),  # type: ignore[union-attr]
+    }
+
+
+def _warm(
+    rig: StreamRig, cams: list[str], next_seq: dict[str, int], make, timeout: float = 90.0
+) -> None:
+    items = []
+    for cam_i, cam in enumerate(cams):
+        s = next_seq[cam]
+        next_seq[cam] += 1
+        items.append((cam, s, make(cam_i, cam, s)))
+    _streamed_phase(rig, items, None, timeout)
+
+
+def _recorded_items(
+    cams: list[str], next_seq: dict[str, int], per_cam: int
+) -> list[tuple[str, int, bytes]]:
+    from streams.envelope import encode_detections
+    from streams.synthetic import traffic_detections
+
+    out = []
+    for _ in range(per_cam):
+        for i, cam in enumerate(cams):
+            s = next_seq[cam]
+            next_seq[cam] += 1
+            out.append(
+                (
+                    cam,
+                    s,
+                    encode_detections(cam, traffic_detections(s / FPS, camera_index=i), s / FPS, s),
+                )
+            )
+    return out
+
+
+def _direct_recorded(n_cams: int, per_cam: int) -> dict[str, Any]:
+    from engine.pipeline import Pipeline
+    from streams.synthetic import synthetic_site, traffic_detections
+
+    cfg = synthetic_site(n_cams, fps=FPS)
+    p = Pipeline(cfg, load_detector=False)
+    cams = list(cfg.cameras)
+    dets = [
+        [traffic_detections(s / FPS, camera_index=i) for i in range(n_cams)] for s in range(per_cam)
+    ]
+    lat = []
+    t0 = time.perf_counter()
+    for s in range(per_cam):
+        for i, cam in enumerate(cams):
+            t = time.perf_counter()
+            p.process_detections(dets[s][i], cam, s / FPS, s)
+            lat.append((time.perf_counter() - t) * 1e3)
+    dt = time.perf_counter() - t0
+    return {"frames": len(lat), "fps": len(lat) / dt, "p50": _pct(lat, 50), "p99": _pct(lat, 99)}
+
+
+def _load_frames(n: int) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(VIDEO))
+    frames = []
+    while len(frames) < n:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    return frames
+
+
+def _direct_model(
+    n_cams: int, per_cam: int, frames: list[np.ndarray], batch_max: int
+) -> dict[str, Any]:
+    from engine.pipeline import Pipeline
+    from streams.synthetic import synthetic_site
+
+    cfg = synthetic_site(n_cams, fps=FPS)
+    p = Pipeline(cfg)
+    cams = list(cfg.cameras)
+    items = [(frames[s % len(frames)], cam, s / FPS, s) for s in range(per_cam) for cam in cams]
+    p.detector.detect_batch([frames[0]])  # warm the session
+    lat = []
+    t0 = time.perf_counter()
+    for k in range(0, len(items), batch_max):
+        chunk = items[k : k + batch_max]
+        t = time.perf_counter()
+        p.process_batch(chunk)
+        lat += [(time.perf_counter() - t) * 1e3] * len(chunk)  # a frame waits for its batch
+    dt = time.perf_counter() - t0
+    return {
+        "frames": len(items),
+        "fps": len(items) / dt,
+        "p50": _pct(lat, 50),
+        "p99": _pct(lat, 99),
+    }
+
+
+def run(quick: bool = False) -> SuiteResult:
+    from streams.envelope import FrameEnvelope
+    from streams.settings import StreamSettings
+
+    res = SuiteResult("streams")
+    per_cam_rec = {1: 300, 10: 60, 50: 20} if quick else {1: 2000, 10: 300, 50: 80}
+    pace_s = 2.0 if quick else 6.0
+    t = res.table(
+        "feed → record through the broker vs direct engine.Pipeline calls (same run)",
+        [
+            "stage",
+            "cameras",
+            "path",
+            "frames",
+            "frames/s",
+            "p50 ms",
+            "p99 ms",
+            "added p99 ms",
+            "worker CPU ms/frame",
+            "broker CPU ms/frame",
+        ],
+    )
+    batch_within = StreamSettings().batch_within_s
+    t.notes.append(
+        "streamed latency: producer send → the frame's record on `observations` (acked by the broker), "
+        f"measured paced below capacity; Faust batch window {batch_within * 1e3:.0f} ms, "
+        "records acknowledged by the broker before the frame is acked"
+    )
+    t.notes.append(
+        "throughput: frames sent as fast as possible until every record arrived (one worker process; "
+        "producer, collector, broker and worker share this machine's cores)"
+    )
+    stream_added: list[float] = []
+    rec_fps: list[float] = []
+    cost: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-streams-") as td:
+        tmp = Path(td)
+        # ---- recorded detections --------------------------------------------------------------
+        rig = StreamRig(max(CAMERAS), detector=False, tmp=tmp)
+        try:
+            all_cams = [f"sim{i:03d}" for i in range(max(CAMERAS))]
+            next_seq = dict.fromkeys(all_cams, 0)
+            _warm(
+                rig, all_cams, next_seq, lambda i, cam, s: _recorded_items([cam], {cam: s}, 1)[0][2]
+            )
+            for n in CAMERAS:
+                d = _direct_recorded(n, per_cam_rec[n])
+                t.add(
+                    "recorded detections",
+                    n,
+                    "direct Pipeline",
+                    d["frames"],
+                    d["fps"],
+                    d["p50"],
+                    d["p99"],
+                    "",
+                    "",
+                    "",
+                )
+                cams = all_cams[:n]
+                sat = _streamed_phase(
+                    rig, _recorded_items(cams, next_seq, per_cam_rec[n]), None, 120
+                )
+                rate = min(n * FPS, 0.5 * sat["fps"])
+                paced_n = max(n, int(rate * pace_s) // n * n)
+                paced = _streamed_phase(
+                    rig, _recorded_items(cams, next_seq, paced_n // n), rate, 60
+                )
+                added = paced["p99"] - d["p99"]
+                stream_added.append(added)
+                rec_fps.append(sat["fps"])
+                t.add(
+                    "recorded detections",
+                    n,
+                    f"streamed (throughput; latency paced at {rate:.0f}/s)",
+                    sat["frames"],
+                    sat["fps"],
+                    paced["p50"],
+                    paced["p99"],
+                    added,
+                    sat["worker_cpu_ms"],
+                    sat["broker_cpu_ms"],
+                )
+                if n == max(CAMERAS):
+                    cost["worker_cpu_ms"] = sat["worker_cpu_ms"]
+                    cost["broker_cpu_ms"] = sat["broker_cpu_ms"]
+                    cost["worker_fps"] = sat["fps"]
+                    cost["direct_track_ms"] = d["frames"] and 1e3 / d["fps"]
+        finally:
+            rig.close()
+        # ---- the real detector ----------------------------------------------------------------
+        model_ok = True
+        try:
+            from engine.pipeline import Pipeline
+            from streams.synthetic import synthetic_site
+
+            Pipeline(synthetic_site(1))
+        except Exception as e:  # noqa: BLE001 - models not fetched: say so, skip the rows
+            model_ok = False
+            t.notes.append(
+                f"model stage skipped: detector unavailable ({e}); run `citystream models fetch`"
+            )
+        if model_ok:
+            per_cam_model = {1: 12, 10: 2, 50: 1} if quick else {1: 60, 10: 8, 50: 2}
+            frames = _load_frames(max(per_cam_model.values()) + 2)
+            jpegs = [FrameEnvelope.from_frame("x", f, 0.0, 0, codec="jpeg").payload for f in frames]
+            h, w = frames[0].shape[:2]
+            batch_max = StreamSettings().batch_max
+            rig = StreamRig(max(CAMERAS), detector=True, tmp=tmp)
+            try:
+                all_cams = [f"sim{i:03d}" for i in range(max(CAMERAS))]
+                next_seq = dict.fromkeys(all_cams, 0)
+
+                def jpeg_env(cam: str, s: int) -> bytes:
+                    from streams.envelope import Codec
+
+                    return FrameEnvelope(
+                        cam, s / FPS, s, w, h, Codec.JPEG, jpegs[s % len(jpegs)]
+                    ).encode()
+
+                _warm(rig, all_cams[:1], next_seq, lambda i, cam, s: jpeg_env(cam, s), timeout=180)
+                for n in CAMERAS:
+                    d = _direct_model(n, per_cam_model[n], frames, batch_max)
+                    t.add(
+                        "YOLOv3-tiny on JPEG frames",
+                        n,
+                        "direct Pipeline.process_batch",
+                        d["frames"],
+                        d["fps"],
+                        d["p50"],
+                        d["p99"],
+                        "",
+                        "",
+                        "",
+                    )
+                    cams = all_cams[:n]
+                    items = []
+                    for _ in range(per_cam_model[n]):
+                        for cam in cams:
+                            s = next_seq[cam]
+                            next_seq[cam] += 1
+                            items.append((cam, s, jpeg_env(cam, s)))
+                    rate = 0.8 * d["fps"]
+                    st = _streamed_phase(rig, items, rate, 300)
+                    t.add(
+                        "YOLOv3-tiny on JPEG frames",
+                        n,
+                        f"streamed (paced at {rate:.1f}/s)",
+                        st["frames"],
+                        st["fps"],
+                        st["p50"],
+                        st["p99"],
+                        st["p99"] - d["p99"],
+                        st["worker_cpu_ms"],
+                        st["broker_cpu_ms"],
+                    )
+                    if n == max(CAMERAS):
+                        cost["model_direct_ms"] = 1e3 / d["fps"]
+            finally:
+                rig.close()
+    # ---- capacity model -----------------------------------------------------------------------
+    cap = res.table(
+        f"capacity model: {CITY_CAMERAS:,} cameras analysed at {CITY_ANALYSIS_FPS:g} frames/s each",
+        ["quantity", "value", "how it was obtained"],
+    )
+    frames_s = CITY_CAMERAS * CITY_ANALYSIS_FPS
+    cap.add("analysed frames/s city-wide", frames_s, f"{CITY_CAMERAS:,} × {CITY_ANALYSIS_FPS:g}")
+    if cost:
+        per_frame_stream = cost["worker_cpu_ms"] + cost["broker_cpu_ms"]
+        cap.add(
+            "stream layer CPU per analysed frame (ms)",
+            per_frame_stream,
+            "worker + broker CPU time / frames, recorded detections, 50 cameras (this run)",
+        )
+        cap.add(
+            "stream worker throughput (frames/s per process)",
+            cost["worker_fps"],
+            "measured above, 50 cameras",
+        )
+        workers = int(np.ceil(frames_s / (0.7 * cost["worker_fps"])))
+        cap.add(
+            "stream worker processes (at 70% load)",
+            workers,
+            "frames/s ÷ (0.7 × measured worker throughput)",
+        )
+        cap.add(
+            "partitions of `frames` (≥ 2 × workers, power of two)",
+            int(2 ** np.ceil(np.log2(2 * workers))),
+            "room to rebalance and to double the workers without repartitioning",
+        )
+        cap.add("cameras per partition", CITY_CAMERAS / int(2 ** np.ceil(np.log2(2 * workers))), "")
+        cap.add(
+            "CPU cores for the stream layer",
+            frames_s * per_frame_stream / 1e3,
+            "frames/s × CPU ms/frame",
+        )
+    if "model_direct_ms" in cost:
+        cap.add(
+            "model + tracking per frame on this CPU (ms, batched)",
+            cost["model_direct_ms"],
+            "direct Pipeline.process_batch, 50 cameras, this machine's cores",
+        )
+        cap.add(
+            "this machine's equivalents for the model stage",
+            frames_s * cost["model_direct_ms"] / 1e3,
+            f"frames/s × model ms/frame ({os.cpu_count()}-core CPU); a GPU/NPU tier replaces most of it",
+        )
+    res.goals["stream layer adds ≤ 10 ms p99 (recorded detections, 1/10/50 cameras)"] = bool(
+        stream_added and max(stream_added) <= 10.0
+    )
+    res.goals["≥ 1,000 frames/s of recorded detections per worker process"] = bool(
+        rec_fps and max(rec_fps) >= 1000
+    )
+    res.meta["cost"] = cost
+    res.meta["settings"] = json.loads(StreamSettings().model_dump_json())
+    return res
