@@ -208,14 +208,14 @@ def _boxes(
     y2 = V.max(0)
     # Height: metres × lateral pixels-per-metre at the nearest footprint point.
     k = V.argmax(0)
-    ux, uy = U[k, np.arange(len(x))], V[k, np.arange(len(x))]
-    del ux, uy
-    gx = np.stack(
+    idx = np.arange(len(x))
+    corners_x = np.stack(
         [x + a * L / 2 * hx + b * W / 2 * nx for a, b in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-    )[k, np.arange(len(x))]
-    gy = np.stack(
+    )
+    corners_y = np.stack(
         [y + a * L / 2 * hy + b * W / 2 * ny for a, b in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-    )[k, np.arange(len(x))]
+    )
+    gx, gy = corners_x[k, idx], corners_y[k, idx]
     pa = _apply_h(w2i, gx - 0.5, gy)
     pb = _apply_h(w2i, gx + 0.5, gy)
     ppm = np.hypot(pb[0] - pa[0], pb[1] - pa[1])

@@ -22,9 +22,12 @@ def _run(seq):
 
 # Moderate noise: 3% box jitter, 5% missed, 10% low-score, 0.3 false positives a frame,
 # 3% class flips, a static occluder on a counting line and mutual occlusion.
-@pytest.mark.parametrize(("fps", "seed"), [(10, 0), (10, 1), (5, 0), (5, 1), (7, 2)])
-def test_line_counts_exact(fps, seed):
-    seq = street_scene(SynthConfig(fps=fps, duration_s=45, seed=seed))
+@pytest.mark.parametrize(
+    ("fps", "seed", "irregular"),
+    [(10, 0, 0.0), (10, 1, 0.0), (5, 0, 0.0), (5, 1, 0.0), (7, 2, 0.0), (8, 3, 0.8)],
+)
+def test_line_counts_exact(fps, seed, irregular):
+    seq = street_scene(SynthConfig(fps=fps, duration_s=45, seed=seed, irregular=irregular))
     # The scene really contains the hard cases: stops on the line and occluded crossings.
     assert sum(len(c.direction) > 0 for c in seq.crossings) >= 20
     ca, _, results = _run(seq)
