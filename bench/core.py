@@ -256,6 +256,7 @@ def run(quick: bool = False) -> SuiteResult:
     res.goals[">= 50x faster per frame than trackers+supervision at 100 objects"] = (
         speedups[100] >= 50
     )
+    res.goals["IDF1 >= peer's at 100 objects"] = idf_ok[100]
     res.goals["IDF1 >= peer's at every density and on the street scene"] = all(
         idf_ok.values()
     ) and all(a >= b for a, b in street_idf)

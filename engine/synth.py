@@ -397,9 +397,11 @@ def _dense(n_objects: int, cfg: SynthConfig, rng: np.random.Generator) -> _Scene
         u, v = _apply_h(w2i, np.array([p[0]]), np.array([p[1]]))
         return float(u[0]), float(v[0])
 
+    # Split at the lane boundary between the two directions (never through a lane).
+    mid = 3.5 * (n_lanes // 2)
     lines = [
-        {"id": "up", "a": img((0.0, road_len / 2)), "b": img((width / 2, road_len / 2))},
-        {"id": "down", "a": img((width / 2, road_len / 2)), "b": img((width, road_len / 2))},
+        {"id": "up", "a": img((0.0, road_len / 2)), "b": img((mid, road_len / 2))},
+        {"id": "down", "a": img((mid, road_len / 2)), "b": img((width, road_len / 2))},
     ]
     camera = CameraConfig.model_validate(
         {"fps": cfg.fps, "homography": {"image": image, "world": world}, "lines": lines}
