@@ -40,6 +40,9 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
     record_through: bool = False
     work_dir: str = "out/sim"
+    # one simulation step for every controller: SUMO's car following (and so the
+    # saturation flow) depends on the step length, so runs are only comparable at equal steps
+    step: float = 0.2
 
 
 def hybrid(**kw: Any) -> C.Controller:
@@ -78,14 +81,12 @@ def run_spec(spec: RunSpec) -> dict[str, Any]:
 
     sc = build(spec.scenario, spec.work_dir, end_s=spec.end_s, horizon_s=spec.horizon_s)
     measure: Any = "sumo"
-    # engine.signal's yellow (3.5 s) needs a 0.5 s step to be timed exactly
-    step = 0.5 if spec.controller.startswith("signal:") else 1.0
+    step = spec.step
     if spec.measure == "cameras":
         from engine.sim.camera import CameraMeasurer
 
         fps = spec.fps
         measure = lambda tc, s: CameraMeasurer(tc, s, fps=fps)  # noqa: E731
-        step = round(1.0 / fps, 3)
     res = run(
         sc,
         _factory(spec, sc),

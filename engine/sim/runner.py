@@ -124,6 +124,7 @@ class SumoMeasurer:
     like lane-area detectors covering the last VIEW_M metres, and stop-line counts."""
 
     name = "sumo-lanes"
+    every_step = False  # counts survive sparse sampling; sample at decision times only
 
     def __init__(self, tc, scenario: Scenario) -> None:
         self.tc = tc
@@ -307,8 +308,10 @@ def run(
             t = tc.simulation.getTime()
             teleports += tc.simulation.getStartingTeleportNumber()
             if measurer is not None:
-                meas = measurer.step(t)
-                if t >= next_decide - 1e-9:
+                decide = t >= next_decide - 1e-9
+                if decide or getattr(measurer, "every_step", True):
+                    meas = measurer.step(t)
+                if decide:
                     next_decide += decide_every_s
                     for tls, ex in execs.items():
                         if ex.phase == "green":

@@ -18,6 +18,7 @@ maxDur 50 s). Our controllers drive the lights through TraCI.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -259,6 +260,8 @@ _BASE = {
     "surging": {a: (560, 140, 90) for a in "NESW"},
 }
 BUS_SHARE = 0.05
+# Demand multipliers (calibration of congestion against the probe of SUMO actuated)
+DEMAND_SCALE = {"steady": 1.1, "unbalanced": 1.15, "surging": 1.15, "arterial": 1.0}
 
 
 def _rate_factor(kind: str, t: float, end: float) -> dict[str, float]:
@@ -356,7 +359,11 @@ def _write_routes(
                 flows.append((rid, float(r), a_name))
     vehicles: list[tuple[float, str, str]] = []
     prof_kind = "surging" if kind == "surging" else "flat"
-    for rid, vph, prof in flows:
+    scale = float(
+        os.environ.get(f"CITYSTREAM_SIM_SCALE_{kind.upper()}", DEMAND_SCALE.get(kind, 1.0))
+    )
+    for rid, vph0, prof in flows:
+        vph = vph0 * scale
         rmax = vph / 3600.0 * (2.0 if prof_kind == "surging" else 1.0)
 
         def rate(t: float, vph=vph, prof=prof) -> float:
@@ -439,7 +446,8 @@ def build(
     junctions = _junctions(net)
     programs = out / ("arterial.programs.xml" if arterial else "single.programs.xml")
     write_programs(programs, junctions)
-    routes = out / f"{kind}_{int(end_s)}_{seed}.rou.xml"
+    scale = os.environ.get(f"CITYSTREAM_SIM_SCALE_{kind.upper()}", DEMAND_SCALE.get(kind, 1.0))
+    routes = out / f"{kind}_{int(end_s)}_{seed}_{scale}.rou.xml"
     n, thru, deps = _write_routes(routes, net, junctions, kind, end_s, seed)
     return Scenario(
         name=kind,

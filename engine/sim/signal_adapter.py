@@ -4,7 +4,7 @@ SUMO link states itself. Measurements per movement come from the same camera or 
 loops as our other controllers.
 
 engine.signal refuses a 3 s yellow at 50 km/h (ITE kinematic minimum 3.28 s), so its
-controllers run with yellow 3.5 s and all-red 2 s (SUMO stepped at 0.5 s)."""
+controllers run with yellow 3.4 s (a whole number of 0.2 s steps) and all-red 2 s."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from engine.sim.controllers import JunctionMeasurement
 from engine.sim.runner import movement_id
 from engine.sim.scenarios import Junction
 
-YELLOW_S = 3.5
+YELLOW_S = 3.4
 ALL_RED_S = 2.0
 GAP_ZONE_M = 30.0
 STOPPED_MPS = 1.5
