@@ -26,11 +26,13 @@ import asyncio
 import json
 import logging
 import math
+import os
 import time
 import weakref
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from engine.config import SiteConfig
@@ -221,6 +223,18 @@ class StreamApp:
             @self.app.page("/metrics")
             async def metrics_page(web: Any, request: Any) -> Any:
                 return web.text(metrics_ref.render(), content_type="text/plain; version=0.0.4")
+
+        @self.app.on_partitions_assigned.connect
+        async def _ready(app: Any, assigned: Any = (), **kw: Any) -> None:
+            frames = sorted(
+                tp.partition for tp in assigned if tp.topic == self.frames.get_topic_name()
+            )
+            print(f"citystream worker: ready, frames partitions {frames}", flush=True)
+            ready_file = os.environ.get("CITYSTREAM_READY_FILE")
+            if ready_file:
+                Path(ready_file).write_text(
+                    json.dumps({"frames_partitions": frames, "ts": time.time()})
+                )
 
         @self.app.on_before_shutdown.connect
         async def _close_replayer(app: Any, **kw: Any) -> None:
