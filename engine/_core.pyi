@@ -19,16 +19,19 @@ class PlateError(CitystreamError): ...
 
 # ---- preprocess ---------------------------------------------------------------------
 def letterbox(
-    frame: npt.NDArray[np.uint8], size: tuple[int, int] = (416, 416)
+    frame: npt.NDArray[np.uint8], size: tuple[int, int] = (416, 416), parallel: bool = True
 ) -> tuple[npt.NDArray[np.float32], float, tuple[float, float]]:
     """Letterbox a BGR uint8 HxWx3 frame to RGB float32 (3, h, w) in 0..1 (pad 114/255).
     size=(w, h). Returns (tensor, scale, (pad_x, pad_y)); x_orig = (x - pad_x) / scale.
+    parallel=False keeps all rows on the calling thread (better when cores are busy).
     Raises FrameError for anything but a non-empty C-contiguous uint8 HxWx3 array."""
 
 def letterbox_batch(
-    frames: list[npt.NDArray[np.uint8]], size: tuple[int, int] = (416, 416)
+    frames: list[npt.NDArray[np.uint8]],
+    size: tuple[int, int] = (416, 416),
+    parallel: bool = True,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Letterbox frames of any sizes into one (N, 3, h, w) tensor.
+    """Letterbox frames of any sizes into one (N, 3, h, w) tensor (frames in parallel).
     Returns (batch, scales (N,), pads (N, 2) as (pad_x, pad_y))."""
 
 def warp_perspective(
@@ -294,8 +297,8 @@ class MaxPressureController:
 class PressureActuatedController:
     def __init__(
         self, ix: Intersection, approach_weight: float = 0.5, gap_out_s: float = 3.0, switch_ratio: float = 2.0,
-        switch_margin: float = 4.0, max_wait_s: float = 120.0, cyclic: bool = False,
-        fair_green_s: float = 20.0,
+        switch_margin: float = 4.0, max_wait_s: float = 180.0, cyclic: bool = False,
+        fair_green_s: float = 25.0,
     ) -> None: ...
     def decide(
         self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,
@@ -385,3 +388,14 @@ class GatheringMonitor:
     def __init__(self, threshold: float, dwell_s: float, growth_per_min: float = 0.0,
                  window_s: float = 60.0, cooldown_s: float = 300.0) -> None: ...
     def update(self, ts: float, count: float) -> list[tuple[str, float, float, float]]: ...
+
+def crowd_tile_grid(
+    width: int, height: int, tile: int = 416, overlap: int = 96
+) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x, y, tile_w, tile_h) covering a width x height image."""
+
+def crowd_merge_people(
+    xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float = 0.45, ios: float = 0.8
+) -> npt.NDArray[np.int64]:
+    """Greedy merge of person boxes pooled from tiles: drop a box with IoU >= iou or
+    intersection-over-smaller >= ios with a kept one. Kept indices, best first."""

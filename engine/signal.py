@@ -656,9 +656,9 @@ class PressureActuatedController(_Decider):
         gap_out_s: float = 3.0,
         switch_ratio: float = 2.0,
         switch_margin: float = 4.0,
-        max_wait_s: float = 120.0,
+        max_wait_s: float = 180.0,
         cyclic: bool = False,
-        fair_green_s: float = 20.0,
+        fair_green_s: float = 25.0,
     ):
         self.ix = ix
         self.core = _core.PressureActuatedController(

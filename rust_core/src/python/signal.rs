@@ -667,7 +667,7 @@ pub struct PyPressureActuated {
 #[pymethods]
 impl PyPressureActuated {
     #[new]
-    #[pyo3(signature = (ix, approach_weight=0.5, gap_out_s=3.0, switch_ratio=2.0, switch_margin=4.0, max_wait_s=120.0, cyclic=false, fair_green_s=20.0))]
+    #[pyo3(signature = (ix, approach_weight=0.5, gap_out_s=3.0, switch_ratio=2.0, switch_margin=4.0, max_wait_s=180.0, cyclic=false, fair_green_s=25.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         ix: &PyIntersection,

@@ -244,9 +244,9 @@ impl Default for PressureActuatedParams {
             gap_out_s: 3.0,
             switch_ratio: 2.0,
             switch_margin: 4.0,
-            max_wait_s: 120.0,
+            max_wait_s: 180.0,
             cyclic: false,
-            fair_green_s: 20.0,
+            fair_green_s: 25.0,
         }
     }
 }
