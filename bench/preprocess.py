@@ -3,7 +3,8 @@
 Letterbox (resize + pad 114 + /255 + BGR->RGB + HWC->CHW float32) of real video frames
 at 1080p and 576p, three ways, same frames, same run:
 
-* ``rust``: ``engine._core.letterbox`` — one fused pass, rayon rows, GIL released;
+* ``rust``: ``engine._core.letterbox`` — one fused pass, GIL released; rows on rayon
+  (``parallel=True``, the default) or all on the calling thread (``parallel=False``);
 * ``cv2+numpy``: ``cv2.resize`` + ``cv2.copyMakeBorder`` + numpy flip/transpose/scale
   (what most Python detector wrappers do);
 * ``cv2.dnn``: the same via ``cv2.dnn.blobFromImage`` on the padded image;
@@ -19,6 +20,8 @@ Goal from the issue: the fused Rust letterbox >= 2x faster than cv2+numpy.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -29,6 +32,23 @@ from engine import _core
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
 SIZE = (416, 416)
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int, number: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each fn, `repeat` rounds of `number` calls, variants alternating
+    within each round (a shared, noisy machine then disturbs them alike)."""
+    for fn in fns.values():
+        fn()  # warm-up (and JIT compile)
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            out[k].append((time.perf_counter() - t0) / number)
+    return out
 
 
 def real_frames() -> dict[str, np.ndarray]:
@@ -155,78 +175,73 @@ def run(quick: bool = False) -> SuiteResult:
     numba_serial = make_numba_letterbox(parallel=False)
 
     t = res.table(
-        "letterbox to 416x416 float32 CHW (ms per frame, median)",
-        [
-            "frame",
-            "rust",
-            "cv2+numpy",
-            "cv2.dnn blob",
-            "numba parallel",
-            "numba serial",
-            "rust vs cv2+numpy",
-            "rust vs best numba",
-            "max |rust - cv2| (grey levels)",
-        ],
+        "letterbox to 416x416 float32 CHW (ms per frame)",
+        ["frame", "variant", "best ms", "median ms", "speed-up vs cv2+numpy (best / median)"],
     )
-    speedups = {}
+    speedups: dict[str, float] = {}
     for name, frame in frames.items():
         ours = _core.letterbox(frame, SIZE)[0]
         ref = cv2_numpy_letterbox(frame)
-        nb = numba_lb(frame)  # also compiles
-        assert np.abs(nb - ours).max() < 1e-5, "numba kernel disagrees with rust"
+        assert np.abs(numba_lb(frame) - ours).max() < 1e-5, "numba kernel disagrees with rust"
         assert np.abs(numba_serial(frame) - ours).max() < 1e-5
-        ms = {
-            "rust": timeit(lambda f=frame: _core.letterbox(f, SIZE), repeat=repeat, number=number)
-            * 1e3,
-            "cv2+numpy": timeit(
-                lambda f=frame: cv2_numpy_letterbox(f), repeat=repeat, number=number
-            )
-            * 1e3,
-            "cv2.dnn": timeit(lambda f=frame: cv2_dnn_letterbox(f), repeat=repeat, number=number)
-            * 1e3,
-            "numba": timeit(lambda f=frame: numba_lb(f), repeat=repeat, number=number) * 1e3,
-            "numba serial": timeit(lambda f=frame: numba_serial(f), repeat=repeat, number=number)
-            * 1e3,
-        }
-        best_numba = min(ms["numba"], ms["numba serial"])
-        speedups[name] = ms["cv2+numpy"] / ms["rust"]
-        t.add(
-            name,
-            ms["rust"],
-            ms["cv2+numpy"],
-            ms["cv2.dnn"],
-            ms["numba"],
-            ms["numba serial"],
-            f"{speedups[name]:.2f}x",
-            f"{best_numba / ms['rust']:.2f}x",
-            float(np.abs(ours - ref).max() * 255),
+        times = interleaved(
+            {
+                "rust parallel rows": lambda f=frame: _core.letterbox(f, SIZE),
+                "rust serial": lambda f=frame: _core.letterbox(f, SIZE, parallel=False),
+                "cv2+numpy": lambda f=frame: cv2_numpy_letterbox(f),
+                "cv2.dnn.blobFromImage": lambda f=frame: cv2_dnn_letterbox(f),
+                "numba parallel": lambda f=frame: numba_lb(f),
+                "numba serial": lambda f=frame: numba_serial(f),
+            },
+            repeat=repeat,
+            number=number,
         )
+        base_best, base_med = min(times["cv2+numpy"]), float(np.median(times["cv2+numpy"]))
+        for variant, ts in times.items():
+            best, med = min(ts), float(np.median(ts))
+            t.add(
+                name,
+                variant,
+                best * 1e3,
+                med * 1e3,
+                f"{base_best / best:.2f}x / {base_med / med:.2f}x",
+            )
+        rust_best = min(min(times["rust parallel rows"]), min(times["rust serial"]))
+        speedups[name] = base_best / rust_best
+        res.meta[f"max_abs_diff_vs_cv2_grey_levels_{name}"] = float(np.abs(ours - ref).max() * 255)
     t.notes.append(
         "1920x1080: sample.mp4 frame 300 upscaled (bicubic); 768x576: vtest.avi frame 0. "
-        "numba runs the same fused kernel as rust (parallel=True over rows, and serial)."
+        "numba runs the same fused kernel as rust (parallel=True over rows, and serial). "
+        "Variants are timed in interleaved rounds so they see the same machine load; "
+        "'best' is the least-disturbed round."
     )
     load = os.getloadavg()[0]
     t.notes.append(f"load average at the start of the run: {load:.1f} on {os.cpu_count()} cores")
     res.meta["loadavg_1min"] = load
 
-    tb = res.table("batch of 8 mixed frames (ms per batch)", ["variant", "ms", "vs rust batch"])
+    tb = res.table(
+        "batch of 8 mixed frames (ms per batch)",
+        ["variant", "best ms", "median ms", "speed-up vs cv2+numpy (best / median)"],
+    )
     batch = [frames["1920x1080"], frames["768x576"]] * 4
-    rb = (
-        timeit(
-            lambda: _core.letterbox_batch(batch, SIZE), repeat=repeat, number=max(1, number // 3)
-        )
-        * 1e3
+    bt = interleaved(
+        {
+            "rust letterbox_batch (frames in parallel)": lambda: _core.letterbox_batch(batch, SIZE),
+            "rust letterbox_batch serial": lambda: _core.letterbox_batch(
+                batch, SIZE, parallel=False
+            ),
+            "cv2+numpy loop + np.stack": lambda: np.stack([cv2_numpy_letterbox(f) for f in batch]),
+        },
+        repeat=repeat,
+        number=max(1, number // 3),
     )
-    cb = (
-        timeit(
-            lambda: np.stack([cv2_numpy_letterbox(f) for f in batch]),
-            repeat=repeat,
-            number=max(1, number // 3),
-        )
-        * 1e3
+    cb, cm_ = (
+        min(bt["cv2+numpy loop + np.stack"]),
+        float(np.median(bt["cv2+numpy loop + np.stack"])),
     )
-    tb.add("rust letterbox_batch", rb, "1.00x")
-    tb.add("cv2+numpy loop + np.stack", cb, f"{cb / rb:.2f}x slower")
+    for variant, ts in bt.items():
+        best, med = min(ts), float(np.median(ts))
+        tb.add(variant, best * 1e3, med * 1e3, f"{cb / best:.2f}x / {cm_ / med:.2f}x")
 
     # decode + NMS on a real YOLOv3-tiny output
     td = res.table(

@@ -180,7 +180,10 @@ class Detector:
             self.last_timings_ms = {"preprocess": 0.0, "inference": 0.0, "decode": 0.0}
             return []
         t0 = time.perf_counter()
-        batch, scales, pads = _core.letterbox_batch(frames, self.input_size)
+        # Serial letterbox: it is ~0.3 ms a frame next to tens of ms of inference, and a
+        # thread-pool hand-off stalls when the cores are busy with other workers (see
+        # `citystream bench preprocess`: parallel rows lose under load).
+        batch, scales, pads = _core.letterbox_batch(frames, self.input_size, parallel=False)
         t1 = time.perf_counter()
         out = self._run(batch)
         t2 = time.perf_counter()

@@ -1,8 +1,8 @@
 //! Criterion benches for `preprocess`: letterbox of 1080p / 576p frames to 416x416, and a
 //! plate-sized perspective warp.
 use citystream_core::preprocess::{
-    letterbox_into, quad_to_rect_h_inv, warp_perspective, warp_perspective_chw, ImageView,
-    Normalize,
+    letterbox_into, letterbox_into_with, quad_to_rect_h_inv, warp_perspective,
+    warp_perspective_chw, ImageView, Normalize,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -32,8 +32,11 @@ fn bench_letterbox(c: &mut Criterion) {
         let v = ImageView::new(&data, w, h).unwrap();
         let mut out = vec![0f32; 3 * 416 * 416];
         g.throughput(Throughput::Elements(1));
-        g.bench_function(format!("{w}x{h}"), |b| {
+        g.bench_function(format!("{w}x{h}_parallel"), |b| {
             b.iter(|| letterbox_into(black_box(&v), 416, 416, &mut out).unwrap())
+        });
+        g.bench_function(format!("{w}x{h}_serial"), |b| {
+            b.iter(|| letterbox_into_with(black_box(&v), 416, 416, &mut out, false).unwrap())
         });
     }
     g.finish();

@@ -165,7 +165,13 @@ fn letterbox_row(
         .min(xo0.len())
         .min(xo1.len())
         .min(wx1.len());
-    for x in 0..n {
+    // SAFETY: SSE2 is part of x86_64; the caller sized `blend` with BLEND_PAD zeroed
+    // floats past the row and asserted the tap invariants.
+    #[cfg(target_arch = "x86_64")]
+    let start = unsafe { horizontal_sse2(blend, xo0, wx1, r, g, b, n) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let start = 0;
+    for x in start..n {
         let (o0, o1) = (xo0[x], xo1[x]);
         let w1 = wx1[x];
         let w0 = 1.0 - w1;
@@ -178,6 +184,53 @@ fn letterbox_row(
             r[x] = v(o0 + 2) * w0 + v(o1 + 2) * w1;
         }
     }
+}
+
+/// Zeroed floats kept after the blended row so 4-wide loads at the last pixel stay in
+/// bounds (and read finite zeros, which then get weight 0).
+const BLEND_PAD: usize = 8;
+
+/// Horizontal pass, 4 output pixels at a time: each pixel's two taps are adjacent source
+/// pixels (`o1 = o0 + 3`, or weight 0 at the clamped right edge), so one unaligned load
+/// at `o0` and one at `o0 + 3` give [b, g, r, _] of both taps; four such pixels are
+/// transposed into one store per plane. Returns the number of pixels done.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn horizontal_sse2(
+    blend: &[f32],
+    xo0: &[usize],
+    wx1: &[f32],
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+    n: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    let bp = blend.as_ptr();
+    let mut x = 0;
+    while x + 4 <= n {
+        let mut px = [_mm_setzero_ps(); 4];
+        for (k, p) in px.iter_mut().enumerate() {
+            let o = *xo0.get_unchecked(x + k);
+            debug_assert!(o + 3 + 4 <= blend.len());
+            let w1 = *wx1.get_unchecked(x + k);
+            let v = _mm_loadu_ps(bp.add(o));
+            let u = _mm_loadu_ps(bp.add(o + 3));
+            *p = _mm_add_ps(
+                _mm_mul_ps(v, _mm_set1_ps(1.0 - w1)),
+                _mm_mul_ps(u, _mm_set1_ps(w1)),
+            );
+        }
+        let t0 = _mm_unpacklo_ps(px[0], px[1]); // b0 b1 g0 g1
+        let t1 = _mm_unpacklo_ps(px[2], px[3]); // b2 b3 g2 g3
+        let t2 = _mm_unpackhi_ps(px[0], px[1]); // r0 r1 .. ..
+        let t3 = _mm_unpackhi_ps(px[2], px[3]); // r2 r3 .. ..
+        _mm_storeu_ps(b.as_mut_ptr().add(x), _mm_movelh_ps(t0, t1));
+        _mm_storeu_ps(g.as_mut_ptr().add(x), _mm_movehl_ps(t1, t0));
+        _mm_storeu_ps(r.as_mut_ptr().add(x), _mm_movelh_ps(t2, t3));
+        x += 4;
+    }
+    x
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -236,12 +289,26 @@ fn select_row_kernel() -> RowKernel {
 }
 
 /// Letterbox `src` into `out`, a CHW float32 slice of exactly `3 * dst_h * dst_w` values
-/// (planes R, G, B; values in 0..1; padding 114/255).
+/// (planes R, G, B; values in 0..1; padding 114/255). Rows run in parallel on rayon.
 pub fn letterbox_into(
     src: &ImageView,
     dst_w: usize,
     dst_h: usize,
     out: &mut [f32],
+) -> CoreResult<Letterbox> {
+    letterbox_into_with(src, dst_w, dst_h, out, true)
+}
+
+/// [`letterbox_into`] with a choice: `parallel = false` runs every row on the calling
+/// thread. On a machine whose cores are already busy (one worker process per core), a
+/// sub-millisecond job split across a thread pool waits for descheduled workers; serial
+/// is then the faster and steadier choice.
+pub fn letterbox_into_with(
+    src: &ImageView,
+    dst_w: usize,
+    dst_h: usize,
+    out: &mut [f32],
+    parallel: bool,
 ) -> CoreResult<Letterbox> {
     if dst_w == 0 || dst_h == 0 {
         return Err(CoreError::input(format!(
@@ -271,56 +338,74 @@ pub fn letterbox_into(
     // The taps stay inside the blended source row: checked once here, so the per-pixel
     // loop can skip bounds checks.
     assert!(xo0.iter().chain(&xo1).all(|&o| o + 2 < row_len));
+    // ... and the right tap is the next pixel, or has weight 0 (clamped edge)
+    assert!(xo0
+        .iter()
+        .zip(&xo1)
+        .zip(&xt.w1)
+        .all(|((&a, &b), &w)| b == a + 3 || w == 0.0));
     let row_fn = select_row_kernel();
-    r_plane
-        .par_chunks_mut(dst_w)
-        .zip(g_plane.par_chunks_mut(dst_w))
-        .zip(b_plane.par_chunks_mut(dst_w))
-        .enumerate()
-        .for_each_init(
-            // one scratch row per worker: the two source rows blended vertically
-            || vec![0f32; row_len],
-            |blend, (y, ((r, g), b))| {
-                if y < py || y >= py + lb.new_h {
-                    r.fill(PAD_VALUE);
-                    g.fill(PAD_VALUE);
-                    b.fill(PAD_VALUE);
-                    return;
-                }
-                let sy = y - py;
-                for v in [&mut *r, &mut *g, &mut *b] {
-                    v[..px].fill(PAD_VALUE);
-                    v[px + lb.new_w..].fill(PAD_VALUE);
-                }
-                let wy1 = yt.w1[sy] * K;
-                let rows = RowTaps {
-                    row0: src.row(yt.i0[sy] as usize),
-                    row1: src.row(yt.i1[sy] as usize),
-                    wy0: K - wy1,
-                    wy1,
-                };
-                let n = lb.new_w;
-                row_fn(
-                    blend,
-                    &rows,
-                    &xo0,
-                    &xo1,
-                    &xt.w1,
-                    &mut r[px..px + n],
-                    &mut g[px..px + n],
-                    &mut b[px..px + n],
-                );
-            },
+    let do_row = |blend: &mut Vec<f32>, y: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]| {
+        if y < py || y >= py + lb.new_h {
+            r.fill(PAD_VALUE);
+            g.fill(PAD_VALUE);
+            b.fill(PAD_VALUE);
+            return;
+        }
+        let sy = y - py;
+        for v in [&mut *r, &mut *g, &mut *b] {
+            v[..px].fill(PAD_VALUE);
+            v[px + lb.new_w..].fill(PAD_VALUE);
+        }
+        let wy1 = yt.w1[sy] * K;
+        let rows = RowTaps {
+            row0: src.row(yt.i0[sy] as usize),
+            row1: src.row(yt.i1[sy] as usize),
+            wy0: K - wy1,
+            wy1,
+        };
+        let n = lb.new_w;
+        row_fn(
+            blend,
+            &rows,
+            &xo0,
+            &xo1,
+            &xt.w1,
+            &mut r[px..px + n],
+            &mut g[px..px + n],
+            &mut b[px..px + n],
         );
+    };
+    // scratch row: the two source rows blended vertically (+ zero padding for SIMD loads)
+    let scratch = || vec![0f32; row_len + BLEND_PAD];
+    if parallel {
+        r_plane
+            .par_chunks_mut(dst_w)
+            .zip(g_plane.par_chunks_mut(dst_w))
+            .zip(b_plane.par_chunks_mut(dst_w))
+            .enumerate()
+            .for_each_init(scratch, |blend, (y, ((r, g), b))| do_row(blend, y, r, g, b));
+    } else {
+        let mut blend = scratch();
+        r_plane
+            .chunks_mut(dst_w)
+            .zip(g_plane.chunks_mut(dst_w))
+            .zip(b_plane.chunks_mut(dst_w))
+            .enumerate()
+            .for_each(|(y, ((r, g), b))| do_row(&mut blend, y, r, g, b));
+    }
     Ok(lb)
 }
 
-/// Letterbox a batch into `out` (`[N,3,dst_h,dst_w]`, contiguous).
+/// Letterbox a batch into `out` (`[N,3,dst_h,dst_w]`, contiguous). With `parallel`,
+/// frames run in parallel (each frame's rows serially: coarse tasks), or the rows of a
+/// single frame do.
 pub fn letterbox_batch_into(
     frames: &[ImageView],
     dst_w: usize,
     dst_h: usize,
     out: &mut [f32],
+    parallel: bool,
 ) -> CoreResult<Vec<Letterbox>> {
     let per = 3 * dst_w * dst_h;
     if out.len() != per * frames.len() {
@@ -330,11 +415,19 @@ pub fn letterbox_batch_into(
             frames.len()
         )));
     }
-    frames
-        .iter()
-        .zip(out.chunks_mut(per.max(1)))
-        .map(|(f, o)| letterbox_into(f, dst_w, dst_h, o))
-        .collect()
+    if parallel && frames.len() > 1 {
+        frames
+            .par_iter()
+            .zip(out.par_chunks_mut(per.max(1)))
+            .map(|(f, o)| letterbox_into_with(f, dst_w, dst_h, o, false))
+            .collect()
+    } else {
+        frames
+            .iter()
+            .zip(out.chunks_mut(per.max(1)))
+            .map(|(f, o)| letterbox_into_with(f, dst_w, dst_h, o, parallel))
+            .collect()
+    }
 }
 
 /// Allocate-and-fill convenience wrapper around [`letterbox_into`].
@@ -710,7 +803,10 @@ mod tests {
             ImageView::new(&d2, 10, 20).unwrap(),
         ];
         let mut out = vec![0f32; 2 * 3 * 32 * 32];
-        let lbs = letterbox_batch_into(&frames, 32, 32, &mut out).unwrap();
+        let lbs = letterbox_batch_into(&frames, 32, 32, &mut out, true).unwrap();
+        let mut seq = vec![0f32; 2 * 3 * 32 * 32];
+        letterbox_batch_into(&frames, 32, 32, &mut seq, false).unwrap();
+        assert_eq!(out, seq);
         assert_eq!(lbs.len(), 2);
         let single = letterbox(&frames[1], 32, 32).unwrap().0;
         assert_eq!(&out[3 * 32 * 32..], &single[..]);
@@ -773,6 +869,9 @@ mod tests {
             let r = naive_letterbox(&data, w, h, dw, dh);
             let max = out.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             prop_assert!(max < 1e-5);
+            let mut serial = vec![0f32; out.len()];
+            letterbox_into_with(&v, dw, dh, &mut serial, false).unwrap();
+            prop_assert_eq!(&serial, &out);
         }
     }
 }

@@ -88,12 +88,13 @@ fn check_size(size: (usize, usize)) -> PyResult<()> {
 
 /// Letterbox one BGR frame to an RGB float32 CHW tensor. Returns (tensor, scale, (pad_x, pad_y)).
 #[pyfunction]
-#[pyo3(signature = (frame, size=(416, 416)))]
+#[pyo3(signature = (frame, size=(416, 416), parallel=true))]
 #[allow(clippy::type_complexity)]
 fn letterbox<'py>(
     py: Python<'py>,
     frame: &Bound<'py, PyAny>,
     size: (usize, usize),
+    parallel: bool,
 ) -> PyResult<(Bound<'py, PyArray3<f32>>, f32, (f32, f32))> {
     check_size(size)?;
     let ro = borrow_frame(frame, "")?;
@@ -107,19 +108,20 @@ fn letterbox<'py>(
         let out = rw
             .as_slice_mut()
             .map_err(|_| CoreError::input("output not contiguous"))?;
-        py.detach(|| preprocess::letterbox_into(&v, w, h, out))?
+        py.detach(|| preprocess::letterbox_into_with(&v, w, h, out, parallel))?
     };
     Ok((arr, lb.scale, (lb.pad_x, lb.pad_y)))
 }
 
 /// Letterbox a list of frames (any sizes) into one (N,3,h,w) batch tensor.
 #[pyfunction]
-#[pyo3(signature = (frames, size=(416, 416)))]
+#[pyo3(signature = (frames, size=(416, 416), parallel=true))]
 #[allow(clippy::type_complexity)]
 fn letterbox_batch<'py>(
     py: Python<'py>,
     frames: Vec<Bound<'py, PyAny>>,
     size: (usize, usize),
+    parallel: bool,
 ) -> PyResult<(
     Bound<'py, PyArray4<f32>>,
     Bound<'py, PyArray1<f32>>,
@@ -141,7 +143,7 @@ fn letterbox_batch<'py>(
         let out = rw
             .as_slice_mut()
             .map_err(|_| CoreError::input("output not contiguous"))?;
-        py.detach(|| preprocess::letterbox_batch_into(&views, w, h, out))?
+        py.detach(|| preprocess::letterbox_batch_into(&views, w, h, out, parallel))?
     };
     let scales = Array1::from_iter(lbs.iter().map(|l| l.scale));
     let pads = Array2::from_shape_fn(
