@@ -332,6 +332,10 @@ def run(quick: bool = False) -> SuiteResult:
         "throughput: frames sent as fast as possible until every record arrived (one worker process; "
         "producer, collector, broker and worker share this machine's cores)"
     )
+    t.notes.append(
+        f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other processes share "
+        "the machine, so latency tails and throughput are lower bounds"
+    )
     stream_added: list[float] = []
     rec_fps: list[float] = []
     cost: dict[str, float] = {}
@@ -517,5 +521,6 @@ def run(quick: bool = False) -> SuiteResult:
         rec_fps and max(rec_fps) >= 1000
     )
     res.meta["cost"] = cost
+    res.meta["loadavg_end"] = os.getloadavg()
     res.meta["settings"] = json.loads(StreamSettings().model_dump_json())
     return res

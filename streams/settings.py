@@ -60,6 +60,7 @@ class StreamSettings(BaseModel):
     flow_window_s: float = Field(default=60.0, gt=0)
     flow_grace_s: float = Field(default=2.0, ge=0)
     replay_max_frames: int = Field(default=20000, ge=0)  # tracker rebuild after a restart
+    checkpoint_every: int = Field(default=10, ge=1)  # frames between "last emitted" checkpoints
     embedded_profile: bool = True
     fetch_max_wait_ms: int | None = Field(default=None, ge=1)  # None: 10 ms embedded, else Faust's
     metrics_port: int | None = None  # Prometheus text at http://host:port/metrics
