@@ -186,6 +186,7 @@ class StreamApp:
         self._wm: dict[str, float] = {}
         self._replayer: Any = None
         self._incidents = IncidentStage(config, s.incidents)
+        self.planner = SignalPlanner(config)
 
         def raw_topic(name: str, internal: bool = False) -> Any:
             return self.app.topic(
@@ -735,35 +736,67 @@ class StreamApp:
         if self.plan_acc.get(pkey) is not None:
             del self.plan_acc[pkey]
         lanes = [ln for cam_lanes in acc["cams"].values() for ln in cam_lanes]
-        plan = plan_intersection(self.config, inter, lanes, ws, f["window_s"])
+        plan = self.planner.plan(inter, lanes, ws, f["window_s"])
         await self._send(self.plans, f"{inter}:{ws}", plan, inter)
         self.metrics.inc("citystream_plans_total")
 
 
-def plan_intersection(
-    config: SiteConfig, inter: str, lanes: list[dict[str, Any]], ws: float, window_s: float
-) -> dict[str, Any]:
-    """A fixed-time plan for the next cycle from the window's lane flows.
+class SignalPlanner:
+    """Plans per intersection and flow window. With an `[intersections.<id>]` table the
+    Rust signal core plans (`engine.signal.AdaptivePlanner`: smoothed flows, Webster cycle,
+    bounded cycle-to-cycle changes, every safety constraint enforced); counting lines feed
+    the movement named by their `lane` (e.g. lane = "N_T"). Otherwise a plain Webster plan
+    over one phase per counting line."""
 
-    Uses `engine.signal` (the Rust signal core) when the intersection has phases configured;
-    otherwise a Webster plan over "one phase per approach line" with 3 s lost time per phase
-    and 1,800 pcu/h saturation flow."""
-    base = {
-        "kind": "signal_plan",
-        "intersection": inter,
-        "window_start": ws,
-        "window_s": window_s,
-        "lane_pcu_vph": {f"{ln['camera_id']}:{ln['line_id']}": ln["pcu_vph"] for ln in lanes},
-    }
-    spec = config.intersections.get(inter)
-    if spec:
-        try:
-            from streams.signal_adapter import plan_with_engine  # type: ignore[import-not-found]
+    def __init__(self, config: SiteConfig) -> None:
+        self.config = config
+        self._ix: dict[str, Any] | None = None
+        self._planners: dict[str, Any] = {}
 
-            return {**base, **plan_with_engine(config, inter, lanes)}
-        except ImportError:
-            pass
-    return {**base, **webster(lanes)}
+    def _intersections(self) -> dict[str, Any]:
+        if self._ix is None:
+            self._ix = {}
+            if self.config.intersections:
+                from engine.signal import load_intersections
+
+                self._ix = load_intersections(self.config)
+        return self._ix
+
+    def plan(
+        self, inter: str, lanes: list[dict[str, Any]], ws: float, window_s: float
+    ) -> dict[str, Any]:
+        base = {
+            "kind": "signal_plan",
+            "intersection": inter,
+            "window_start": ws,
+            "window_s": window_s,
+            "lane_pcu_vph": {f"{ln['camera_id']}:{ln['line_id']}": ln["pcu_vph"] for ln in lanes},
+        }
+        ix = self._intersections().get(inter)
+        if ix is not None:
+            flows: dict[str, float] = {}
+            for ln in lanes:
+                if ln.get("lane") in ix.movement_ids:
+                    flows[ln["lane"]] = flows.get(ln["lane"], 0.0) + float(ln["pcu_vph"])
+            if flows:
+                from engine.signal import AdaptivePlanner
+
+                planner = self._planners.get(inter)
+                if planner is None:
+                    planner = self._planners[inter] = AdaptivePlanner(ix)
+                p = planner.update(flows)
+                return {
+                    **base,
+                    "method": p.method,
+                    "cycle_s": round(p.cycle, 1),
+                    "flow_ratio_sum": round(p.y_total, 4),
+                    "movement_pcu_vph": flows,
+                    "greens_s": {
+                        r["phase"]: round(r["green"], 1) for r in p.phases.iter_rows(named=True)
+                    },
+                    "phases": p.phases.to_dicts(),
+                }
+        return {**base, **webster(lanes)}
 
 
 def webster(

@@ -312,3 +312,35 @@ def test_synthetic_ground_truth_matches_boxes() -> None:
     truth = expected_crossings(dur, camera_index=1, speed_px_s=speed)
     assert truth > 30
     assert abs(n - truth) <= 3  # vehicles exactly at the line on the last frames
+
+
+def test_signal_planner_uses_engine_signal_for_configured_intersections() -> None:
+    from engine.config import SiteConfig
+    from streams.app import SignalPlanner
+
+    cfg = SiteConfig.from_dict(
+        {
+            "cameras": {
+                "c1": {
+                    "intersection": "x1",
+                    "lines": [
+                        {"id": "n", "a": [0, 0], "b": [1, 1], "lane": "N_T"},
+                        {"id": "e", "a": [0, 0], "b": [1, 2], "lane": "E_T"},
+                    ],
+                }
+            },
+            "intersections": {"x1": {"layout": "standard_four_arm", "min_green": 5.0}},
+        }
+    )
+    sp = SignalPlanner(cfg)
+    heavy_ns = [
+        {"camera_id": "c1", "line_id": "n", "lane": "N_T", "pcu_vph": 2400.0},
+        {"camera_id": "c1", "line_id": "e", "lane": "E_T", "pcu_vph": 300.0},
+    ]
+    p = sp.plan("x1", heavy_ns, 0.0, 60.0)
+    assert p["movement_pcu_vph"] == {"N_T": 2400.0, "E_T": 300.0}
+    assert set(p["greens_s"]) == {"NS_T", "NS_L", "EW_T", "EW_L"}
+    assert p["greens_s"]["NS_T"] > p["greens_s"]["EW_T"]  # the busier movement gets more green
+    assert p["cycle_s"] > 0
+    # an intersection without a table falls back to one Webster phase per line
+    assert sp.plan("elsewhere", heavy_ns, 0.0, 60.0)["method"] == "webster"
