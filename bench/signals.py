@@ -96,6 +96,13 @@ def _arterial_specs(quick: bool, work: str, plan: dict[str, Any]) -> list[Any]:
             record_through=True,
             **base,
         ),
+        RunSpec(
+            "arterial",
+            "greenwave",
+            "same plan + engine.signal.GreenWave offsets",
+            params={"greens": greens, "offsets": plan.get("offsets_greenwave", {})},
+            **base,
+        ),
         RunSpec("arterial", "hybrid", "hybrid (ours) · lane detectors", **base),
     ]
 

@@ -50,3 +50,19 @@ def test_camera_closed_loop_against_sumo(tmp_path):
     assert e["volume_pct"] <= 3.0, e
     assert e["line_speed_pct"] <= 5.0, e  # mean spot speed at the stop lines
     assert e["queue_mae_veh"] <= 1.0, e
+
+
+def test_corridor_bandwidth_known_answers():
+    from engine.sim.corridor import bandwidth, best_offsets
+
+    # two signals 300 m apart at 15 m/s (20 s), cycle 60 s, 30 s greens
+    g, x, v, c = [30.0, 30.0], [0.0, 300.0], 15.0, 60.0
+    out, inb = bandwidth([0.0, 20.0], g, x, v, c)  # offset = travel time: full outbound band
+    assert out == 30.0 and inb == 10.0  # inbound: green at 0 seen 20 s late → 30 - 20
+    out, inb = bandwidth([0.0, 0.0], g, x, v, c)
+    assert out == inb == 10.0
+    offs, _ = best_offsets(g, x, v, c)
+    b = bandwidth(offs, g, x, v, c)
+    # the balanced optimum equals the exhaustive one over 1 s offsets
+    grid = [min(bandwidth([0.0, float(o)], g, x, v, c)) for o in range(60)]
+    assert min(b) == max(grid)
