@@ -193,10 +193,12 @@ def run_streamed(
     max_frames: int | None = None,
     live: bool = True,
     settle_timeout_s: float = 120.0,
+    result: dict[str, Any] | None = None,
 ) -> int:
     """Run the site through broker + Faust worker + feeders until the videos end (or
-    Ctrl-C); returns 0 when every fed frame was structured or dead-lettered, 1 otherwise,
-    130 on Ctrl-C. `speed` paces the files (1 = real time, 0 = as fast as possible)."""
+    Ctrl-C); returns 0 when every fed frame was structured, skipped or dead-lettered, 1
+    otherwise, 130 on Ctrl-C. `speed` paces the files (1 = real time, 0 = as fast as
+    possible); `result`, if given, receives the final counts."""
     from rich.console import Console
     from rich.live import Live
 
@@ -343,4 +345,17 @@ def run_streamed(
                     f"[red]worker log tail:[/red]\n{log.read_text(errors='replace')[-2000:]}"
                 )
     console.print(f"citystream run --streamed: {status}")
+    if result is not None:
+        try:
+            result.update(
+                status=status,
+                fed=dict(fed),
+                structured=dict(summary.frames),  # type: ignore[possibly-undefined]
+                skipped=dict(summary.skipped),  # type: ignore[possibly-undefined]
+                dead_letters=dict(summary.dead),  # type: ignore[possibly-undefined]
+                line_counts=dict(summary.line_counts),  # type: ignore[possibly-undefined]
+                alerts=dict(summary.alert_count),  # type: ignore[possibly-undefined]
+            )
+        except NameError:
+            result.update(status=status)
     return rc

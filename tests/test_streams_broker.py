@@ -414,3 +414,27 @@ def test_feed_source_that_disappears_resumes(broker: EmbeddedBroker, data_dir: P
         err = np.abs(e.image().astype(int) - truth[e.seq].astype(int)).mean()
         assert err < 4.0, (e.seq, err)
     assert os.path.exists(video)
+
+
+def test_run_streamed_main_job(data_dir: Path) -> None:
+    """`citystream run --streamed` end to end: embedded broker, worker, feeder, summary."""
+    from streams.demo import run_streamed
+
+    out: dict[str, Any] = {}
+    rc = run_streamed(
+        [data_dir / "video" / "vtest.avi"],
+        config=REPO / "engine" / "sites" / "vtest.toml",
+        speed=0,
+        max_frames=24,
+        live=False,
+        result=out,
+    )
+    assert rc == 0, out
+    assert out["fed"] == {"vtest": 24}
+    accounted = (
+        out["structured"].get("vtest", 0)
+        + out["skipped"].get("vtest", 0)
+        + sum(out["dead_letters"].values())
+    )
+    assert accounted == 24
+    assert out["structured"].get("vtest", 0) >= 1
