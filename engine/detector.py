@@ -108,6 +108,16 @@ class Detector:
             self.kind = cfg.kind
         else:
             self.kind = registry_kind or guess_kind(list(out.shape))
+        unknown = sorted({c.lower() for c in cfg.classes} - {r.label for r in RoadClass})
+        if unknown:
+            from engine.errors import ConfigError
+
+            raise ConfigError(
+                "<detector config>",
+                "detector.classes",
+                f"road classes among {[r.label for r in RoadClass]}",
+                unknown,
+            )
         self.class_names = self._class_names(out.shape)
         self.class_map = class_map_for(self.class_names, cfg.classes)
         self.last_timings_ms: dict[str, float] = {}

@@ -295,6 +295,10 @@ def test_user_model_errors(tmp_path: Path) -> None:
         Detector(DetectorConfig(model=str(ok), input_size=(416, 416)))
     with pytest.raises(ModelError, match="not found"):
         Detector(DetectorConfig(model=str(tmp_path / "missing.onnx")))
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="detector.classes.*tram"):
+        Detector(DetectorConfig(model=str(ok), input_size=(64, 64), classes=["person", "tram"]))
     det = Detector(DetectorConfig(model=str(ok), input_size=(64, 64)))
     from engine.errors import FrameError
 
