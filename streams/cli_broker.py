@@ -15,9 +15,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import signal
     import time
 
     from streams.broker import EmbeddedBroker
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # stop tansu in `finally` on SIGTERM too
+
+    signal.signal(signal.SIGTERM, _term)
 
     b = EmbeddedBroker(args.host, args.port, log_path=args.log)
     b.start()
