@@ -486,6 +486,11 @@ def run(quick: bool = False) -> SuiteResult:
             cost["worker_fps"],
             "measured above, 50 cameras",
         )
+        cap.add(
+            "stream worker frames/s per fully used core",
+            1e3 / cost["worker_cpu_ms"],
+            "1 / worker CPU per frame (the machine is shared, so the measured rate is lower)",
+        )
         workers = int(np.ceil(frames_s / (0.7 * cost["worker_fps"])))
         cap.add(
             "stream worker processes (at 70% load)",
