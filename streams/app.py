@@ -445,10 +445,12 @@ class StreamApp:
                 (time.perf_counter() - t_dec) * 1e3 / len(kept),
                 stage="decode",
             )
+            batch = [(img, env.camera_id, env.ts, env.seq) for _, env, _, img in images]
             try:
-                outs = self.pipeline.process_batch(
-                    [(img, env.camera_id, env.ts, env.seq) for _, env, _, img in images],
-                    errors="return",
+                # the model call releases the GIL: run it off the event loop so the worker
+                # keeps fetching, heartbeating and sending while it infers
+                outs = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: self.pipeline.process_batch(batch, errors="return")
                 )
             except CitystreamError as e:  # e.g. no detector in this worker
                 outs = [e] * len(images)
