@@ -53,25 +53,8 @@ def _specs(quick: bool, work: str) -> list[Any]:
         ]
         if not quick:
             specs += [
-                RunSpec(
-                    k,
-                    "adaptive",
-                    "adaptive Webster/cycle (ours) · cameras",
-                    measure="cameras",
-                    **base,
-                ),
-                RunSpec(
-                    k,
-                    "max-pressure",
-                    "max-pressure 15 s (ours) · cameras",
-                    measure="cameras",
-                    params={"min_green_s": 15.0},
-                    **base,
-                ),
+                RunSpec(k, "adaptive", "adaptive Webster/cycle (ours) · lane detectors", **base),
                 RunSpec(k, "signal:adaptive", "engine.signal adaptive · lane detectors", **base),
-                RunSpec(
-                    k, "signal:max-pressure", "engine.signal max-pressure · lane detectors", **base
-                ),
             ]
     return specs
 

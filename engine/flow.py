@@ -151,6 +151,7 @@ class FlowEstimator:
         self._half_w = np.array([ln.width_m / 2 for ln in self.lanes])
         self._obs_m = np.array([ln.observed_m for ln in self.lanes])
         self._lane_cam = [ln.camera for ln in self.lanes]
+        self._cum = np.zeros(len(self.lanes), np.int64)  # crossings per lane, never pruned
         # crossings, columnar
         self._c_ts: list[float] = []
         self._c_lane: list[int] = []
@@ -188,6 +189,7 @@ class FlowEstimator:
                 self._c_lane.append(i)
                 self._c_speed.append(float("nan") if sp is None else float(sp))
                 self._c_pcu.append(self.config.pcu.of(c.cls))
+                self._cum[i] += 1
                 n += 1
         return n
 
@@ -273,12 +275,12 @@ class FlowEstimator:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Cumulative stop-line crossings per lane."""
-        c = np.bincount(np.asarray(self._c_lane, np.int64), minlength=len(self.lanes))
-        return {ln.id: int(c[i]) for i, ln in enumerate(self.lanes)}
+        """Cumulative stop-line crossings per lane since the start (`prune` keeps them)."""
+        return {ln.id: int(self._cum[i]) for i, ln in enumerate(self.lanes)}
 
     def prune(self, before_ts: float) -> None:
-        """Forget crossings and frames older than `before_ts` (bounded memory)."""
+        """Forget crossings and frames older than `before_ts` (bounded memory); `counts()`
+        totals are kept."""
         keep = [i for i, t in enumerate(self._c_ts) if t >= before_ts]
         self._c_ts = [self._c_ts[i] for i in keep]
         self._c_lane = [self._c_lane[i] for i in keep]

@@ -206,3 +206,12 @@ def test_frame_results_feed_the_estimator():
     fe.add_frame(FrameResult("cam", 0, 5.0, observations=obs, crossings=[crossing(5.0)]))
     assert fe.counts()["N1"] == 1
     assert fe.lane_flows(start=0, end=60).row(0, named=True)["queue_max_veh"] == 1
+
+
+def test_prune_keeps_totals():
+    fe = est()
+    fe.add_crossings([crossing(float(t), tid=t) for t in range(100)])
+    fe.prune(50.0)
+    assert fe.counts()["N1"] == 100
+    df = fe.lane_flows(100, start=0, end=100)
+    assert df.filter(df["lane"] == "N1")["count"][0] == 50  # the window holds only t >= 50
