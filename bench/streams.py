@@ -124,6 +124,7 @@ class StreamRig:
             "max_wall_lag_s": 0,
             "max_stream_lag_s": 0,
             "flow_window_s": 10.0,
+            **json.loads(os.environ.get("CITYSTREAM_BENCH_STREAMS", "{}")),
         }
         self.broker = EmbeddedBroker().start()
         settings = StreamSettings(**self.streams)

@@ -60,7 +60,10 @@ class StreamSettings(BaseModel):
     flow_window_s: float = Field(default=60.0, gt=0)
     flow_grace_s: float = Field(default=2.0, ge=0)
     replay_max_frames: int = Field(default=20000, ge=0)  # tracker rebuild after a restart
-    checkpoint_every: int = Field(default=10, ge=1)  # frames between "last emitted" checkpoints
+    checkpoint_every: int = Field(default=10, ge=1)
+    commit_interval_s: float = Field(
+        default=1.0, gt=0
+    )  # consumer offset commits  # frames between "last emitted" checkpoints
     embedded_profile: bool = True
     fetch_max_wait_ms: int | None = Field(default=None, ge=1)  # None: 10 ms embedded, else Faust's
     metrics_port: int | None = None  # Prometheus text at http://host:port/metrics
@@ -89,7 +92,7 @@ class StreamSettings(BaseModel):
             "consumer_auto_offset_reset": "earliest",
             "store": "memory://",
             "stream_wait_empty": False,
-            "broker_commit_interval": 1.0,
+            "broker_commit_interval": self.commit_interval_s,
             # table keys and values (our topics set raw bytes explicitly)
             "key_serializer": "json",
             "value_serializer": "json",
