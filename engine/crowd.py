@@ -9,6 +9,17 @@ model's estimate in people per megapixel of zone area: at or above ``dense_per_m
 density model, below it the detector's confirmed person tracks — and the record says
 which (``method``).
 
+The detector side has two sources. In the video pipeline it is the tracker's confirmed
+person tracks. On stills (no tracker state, or ``person_source = "tiled"``) it is a tiled
+person pass (``PersonCounter``): YOLOv3-tiny's input is 416 px, so on a whole 1024×768
+photo a person 40 px tall shrinks to 16 px and is missed; the counter runs the detector
+on overlapping native-resolution tiles plus the whole image, drops tile boxes cut by an
+interior tile edge (the neighbouring tile or the whole-image pass sees that person
+whole), and merges the rest in Rust (``_core.crowd_merge_people``: IoU, plus
+intersection-over-smaller for fragments). The person score threshold (0.15) was chosen
+on the odd-numbered ``set_b`` photos; ``citystream bench models`` reports the error on
+the even-numbered ones (held out) and on all of them.
+
     >>> from engine.crowd import fuse_count
     >>> fuse_count(density_count=900.0, detector_count=40, zone_area_px=786_432, dense_per_mpx=400)
     (900.0, 'density')
@@ -20,7 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,11 +67,130 @@ def fuse_count(
     return float(detector_count), "detector"
 
 
+# Person score threshold for the tiled pass, chosen on the odd-numbered set_b photos
+# (bench/models.py repeats the choice and reports the held-out error).
+PERSON_CONF = 0.15
+
+
+class PersonCounter:
+    """Tiled person detection for sparse scenes on stills.
+
+    ``boxes(image)`` returns merged person boxes (xyxy float32 (K,4), scores (K,)) with
+    scores ≥ ``min_conf``; ``count(image, conf)`` counts those ≥ ``conf``. Thresholding
+    after the greedy merge equals thresholding before it (a box is only ever suppressed
+    by a higher-scored kept box), so one pass serves any threshold ≥ ``min_conf``."""
+
+    def __init__(
+        self,
+        detector: Any = None,
+        *,
+        model: str = "yolov3-tiny",
+        overlap: int = 96,
+        whole: bool = True,
+        min_conf: float = 0.05,
+        iou: float = 0.45,
+        ios: float = 0.8,
+        threads: int = 0,
+    ) -> None:
+        from engine.config import DetectorConfig
+        from engine.detector import Detector
+
+        if detector is None:
+            detector = Detector(
+                DetectorConfig(
+                    model=model, conf_threshold=min_conf, classes=["person"], threads=threads
+                )
+            )
+        self.detector = detector
+        self.tile = int(min(detector.input_size))
+        if not 0 <= overlap < self.tile:
+            raise ModelError(f"tile overlap must be in [0, {self.tile}), got {overlap}")
+        self.overlap, self.whole = int(overlap), bool(whole)
+        self.min_conf, self.iou, self.ios = float(min_conf), float(iou), float(ios)
+        self.person_id = 0  # RoadClass.PERSON
+        self.last_tiles = 0
+
+    def boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        img = _check_frame(image)
+        h, w = img.shape[:2]
+        tiles = _core.crowd_tile_grid(w, h, self.tile, self.overlap)
+        single = len(tiles) == 1
+        crops = [np.ascontiguousarray(img[y : y + th, x : x + tw]) for x, y, tw, th in tiles]
+        if self.whole and not single:
+            crops.append(img)
+        dets = self.detector.detect_batch(crops)
+        self.last_tiles = len(crops)
+        xy, sc = [], []
+        e = 2.0  # px: a box this close to an interior tile edge is cut by it
+        for (x, y, tw, th), d in zip(tiles, dets, strict=False):
+            m = (d.class_ids == self.person_id) & (d.scores >= self.min_conf)
+            b = d.xyxy[m]
+            if not single:
+                cut = (
+                    ((b[:, 0] <= e) & (x > 0))
+                    | ((b[:, 1] <= e) & (y > 0))
+                    | ((b[:, 2] >= tw - e) & (x + tw < w))
+                    | ((b[:, 3] >= th - e) & (y + th < h))
+                )
+                b = b[~cut]
+                m_sc = d.scores[m][~cut]
+            else:
+                m_sc = d.scores[m]
+            xy.append(b + np.array([x, y, x, y], np.float32))
+            sc.append(m_sc)
+        if self.whole and not single:
+            d = dets[-1]
+            m = (d.class_ids == self.person_id) & (d.scores >= self.min_conf)
+            xy.append(d.xyxy[m])
+            sc.append(d.scores[m])
+        b = np.ascontiguousarray(np.concatenate(xy), np.float32).reshape(-1, 4)
+        s = np.ascontiguousarray(np.concatenate(sc), np.float32)
+        keep = _core.crowd_merge_people(b, s, self.iou, self.ios)
+        return b[keep], s[keep]
+
+    def count(self, image: np.ndarray, conf: float = PERSON_CONF) -> int:
+        _, s = self.boxes(image)
+        return int((s >= conf).sum())
+
+
+def _feet(xyxy: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Foot points (bottom centre) of boxes, kept half a pixel inside the frame so a
+    person cut by the frame's bottom edge still falls inside a zone drawn to that edge."""
+    x = np.clip((xyxy[:, 0] + xyxy[:, 2]) / 2, 0.5, w - 0.5)
+    y = np.clip(xyxy[:, 3], 0.5, h - 0.5)
+    return np.stack([x, y], axis=1).astype(np.float64)
+
+
+def _check_frame(image: Any) -> np.ndarray:
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or image.shape[0] < 8
+        or image.shape[1] < 8
+    ):
+        raise FrameError(
+            f"crowd: image must be uint8 HxWx3 BGR (at least 8x8), got {getattr(image, 'shape', type(image))}"
+        )
+    return np.ascontiguousarray(image)
+
+
 class CrowdEstimator:
     """CSRNet in onnxruntime. ``estimate(image)`` scales the frame down so its long side
-    is ``long_side`` (never up), runs the model and returns the density map and count."""
+    is ``long_side`` (never up), runs the model and returns the density map and count.
+    ``count_zones(image, polygons)`` is the full still-image count: density per zone,
+    the tiled person pass (``people``, built on first use) for sparse zones, fused by
+    ``fuse_count``."""
 
-    def __init__(self, model: str = "csrnet", *, long_side: int = 448, threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: str = "csrnet",
+        *,
+        long_side: int = 448,
+        threads: int = 0,
+        people: PersonCounter | None = None,
+    ) -> None:
         from engine.plates import _resolve, _session
 
         self.path = _resolve(model)
@@ -69,21 +199,19 @@ class CrowdEstimator:
         if long_side < 64:
             raise ModelError(f"crowd long_side must be ≥ 64 px, got {long_side}")
         self.long_side = int(long_side)
+        self.threads = threads
+        self._people = people
+
+    @property
+    def people(self) -> PersonCounter:
+        if self._people is None:
+            self._people = PersonCounter(threads=self.threads)
+        return self._people
 
     def estimate(self, image: np.ndarray) -> CrowdEstimate:
         import cv2
 
-        if (
-            not isinstance(image, np.ndarray)
-            or image.dtype != np.uint8
-            or image.ndim != 3
-            or image.shape[2] != 3
-            or image.shape[0] < 8
-            or image.shape[1] < 8
-        ):
-            raise FrameError(
-                f"crowd: image must be uint8 HxWx3 BGR (at least 8x8), got {getattr(image, 'shape', type(image))}"
-            )
+        image = _check_frame(image)
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         s = min(1.0, self.long_side / max(h, w))
@@ -94,6 +222,74 @@ class CrowdEstimator:
         return CrowdEstimate(
             den, float(den.sum()), (w, h), (nw, nh), (time.perf_counter() - t0) * 1e3
         )
+
+    def count_zones(
+        self,
+        image: np.ndarray,
+        polygons: list[np.ndarray] | None = None,
+        zone_ids: list[str] | None = None,
+        *,
+        dense_per_mpx: float = 400,
+        person_conf: float = PERSON_CONF,
+    ) -> list[dict[str, Any]]:
+        """Per-zone fused counts for a still image (no tracker): see ``fuse_zones``."""
+        img = _check_frame(image)
+        h, w = img.shape[:2]
+        if polygons is None:
+            polygons = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)]
+            zone_ids = ["frame"]
+        ids = zone_ids or [str(i) for i in range(len(polygons))]
+        zones = _core.CrowdZones(
+            [[(float(x), float(y)) for x, y in p] for p in polygons], (float(w), float(h))
+        )
+        est = self.estimate(img)
+
+        def feet() -> np.ndarray:
+            b, sc = self.people.boxes(img)
+            b = b[sc >= person_conf]
+            return _feet(b, w, h)
+
+        return fuse_zones(
+            ids,
+            [np.asarray(p, np.float64) for p in polygons],
+            zones.counts(est.density).tolist(),
+            zones.areas.tolist(),
+            feet,
+            dense_per_mpx,
+        )
+
+
+def fuse_zones(
+    ids: list[str],
+    polys: list[np.ndarray],
+    density_counts: list[float],
+    areas: list[float],
+    feet: Any,
+    dense_per_mpx: float,
+) -> list[dict[str, Any]]:
+    """Per-zone dicts (zone_id, count, method, density_count, detector_count,
+    people_per_mpx). ``feet()`` returns the person foot points (K,2); it is only called
+    when some zone is sparse (the person pass is the expensive part on stills)."""
+    sparse = [
+        fuse_count(dc, 0, a, dense_per_mpx)[1] == "detector"
+        for dc, a in zip(density_counts, areas, strict=True)
+    ]
+    pts = feet() if any(sparse) else np.zeros((0, 2))
+    out = []
+    for zid, poly, dc, area in zip(ids, polys, density_counts, areas, strict=True):
+        n_det = int(_inside(pts, poly).sum()) if len(pts) else 0
+        count, method = fuse_count(dc, n_det, area, dense_per_mpx)
+        out.append(
+            {
+                "zone_id": zid,
+                "count": count,
+                "method": method,
+                "density_count": dc,
+                "detector_count": n_det,
+                "people_per_mpx": dc / max(area / 1e6, 1e-9),
+            }
+        )
+    return out
 
 
 class AlertRule(BaseModel):
@@ -118,6 +314,12 @@ class CrowdConfig(BaseModel):
     interval_s: float = Field(default=5.0, ge=0)
     dense_per_mpx: float = Field(default=400, ge=0)
     person_class: str = "person"
+    # Sparse zones: "tracks" = the tracker's confirmed person tracks; "tiled" = the
+    # tiled person pass on the frame (stills); "auto" = tracks when the stage gets
+    # tracker state, tiled when it does not.
+    person_source: Literal["auto", "tracks", "tiled"] = "auto"
+    person_conf: float = Field(default=PERSON_CONF, ge=0, le=1)  # tiled pass
+    tile_overlap: int = Field(default=96, ge=0)
     alerts: AlertRule = Field(default_factory=AlertRule)
     zone_alerts: dict[str, AlertRule] = Field(default_factory=dict)  # per zone id
     threads: int = Field(default=0, ge=0)
@@ -133,6 +335,17 @@ def _inside(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return (np.sum(cond & (x < xi), axis=1) % 2) == 1
 
 
+def _person_detector(pipeline_detector: Any) -> Any:
+    """A person-only, low-threshold detector on the pipeline's model (None: registry
+    YOLOv3-tiny, built by PersonCounter)."""
+    if pipeline_detector is None or not hasattr(pipeline_detector, "cfg"):
+        return None
+    from engine.detector import Detector
+
+    cfg = pipeline_detector.cfg.model_copy(update={"conf_threshold": 0.05, "classes": ["person"]})
+    return Detector(cfg)
+
+
 class CrowdStage:
     """Pipeline stage: a crowd update every ``interval_s`` per camera.
 
@@ -143,9 +356,14 @@ class CrowdStage:
     name = "crowd"
 
     def __init__(
-        self, cfg: CrowdConfig, site: SiteConfig, estimator: CrowdEstimator | None = None
+        self,
+        cfg: CrowdConfig,
+        site: SiteConfig,
+        estimator: CrowdEstimator | None = None,
+        detector: Any = None,
     ) -> None:
         self.cfg = cfg
+        self._pipeline_detector = detector
         self.site = site
         self.estimator = estimator or CrowdEstimator(
             cfg.model, long_side=cfg.long_side, threads=cfg.threads
@@ -175,7 +393,7 @@ class CrowdStage:
             err = e.errors()[0]
             key = "crowd." + ".".join(str(x) for x in err["loc"])
             raise ConfigError(site.source, key, err["msg"], err.get("input")) from None
-        return cls(cfg, site, estimator)
+        return cls(cfg, site, estimator, detector)
 
     def _zones_for(self, cam: str, w: int, h: int) -> tuple[list[str], list[np.ndarray], Any]:
         z = self._zones.get(cam)
@@ -216,29 +434,31 @@ class CrowdStage:
         h, w = frame.shape[:2]
         est = self.estimator.estimate(frame)
         ids, polys, zones = self._zones_for(cam, w, h)
-        den_counts = zones.counts(est.density)
-        areas = zones.areas
-        # detector side: confirmed person tracks, by foot point
-        feet = np.zeros((0, 2))
-        for o in result.observations:
-            if o.cls == self.cfg.person_class:
-                feet = np.vstack([feet, [[(o.x1 + o.x2) / 2, o.y2]]])
-        out = []
-        for zid, poly, dc, area in zip(
-            ids, polys, den_counts.tolist(), areas.tolist(), strict=True
-        ):
-            n_det = int(_inside(feet, poly).sum()) if len(feet) else 0
-            count, method = fuse_count(dc, n_det, area, self.cfg.dense_per_mpx)
-            out.append(
-                {
-                    "zone_id": zid,
-                    "count": count,
-                    "method": method,
-                    "density_count": dc,
-                    "detector_count": n_det,
-                    "people_per_mpx": dc / max(area / 1e6, 1e-9),
-                }
-            )
+        src = self.cfg.person_source
+        tiled = src == "tiled" or (src == "auto" and analytics is None)
+
+        def feet() -> np.ndarray:
+            if tiled:
+                b, sc = self._people().boxes(frame)
+                b = b[sc >= self.cfg.person_conf]
+                return _feet(b, w, h)
+            p = [
+                (o.x1, o.y1, o.x2, o.y2)
+                for o in result.observations
+                if o.cls == self.cfg.person_class
+            ]
+            return _feet(np.asarray(p, np.float64).reshape(-1, 4), w, h)
+
+        out = fuse_zones(
+            ids,
+            polys,
+            zones.counts(est.density).tolist(),
+            zones.areas.tolist(),
+            feet,
+            self.cfg.dense_per_mpx,
+        )
+        for z in out:
+            zid, count = z["zone_id"], z["count"]
             for kind, t, c, value in self._monitor(cam, zid).update(ts, count):
                 msg = (
                     f"{c:.0f} people in zone {zid} for {value:.0f} s"
@@ -251,5 +471,23 @@ class CrowdStage:
         result.extras["crowd"] = out
         result.timings_ms["crowd_model"] = est.ms
 
+    def _people(self) -> PersonCounter:
+        if self.estimator._people is None:
+            self.estimator._people = PersonCounter(
+                _person_detector(self._pipeline_detector),
+                overlap=self.cfg.tile_overlap,
+                threads=self.cfg.threads,
+            )
+        return self.estimator.people
 
-__all__ = ["CrowdConfig", "CrowdEstimate", "CrowdEstimator", "CrowdStage", "fuse_count"]
+
+__all__ = [
+    "PERSON_CONF",
+    "CrowdConfig",
+    "CrowdEstimate",
+    "CrowdEstimator",
+    "CrowdStage",
+    "PersonCounter",
+    "fuse_count",
+    "fuse_zones",
+]

@@ -206,6 +206,85 @@ pub fn zone_sums(density: &[f32], masks: &[ZoneMask]) -> CoreResult<Vec<f64>> {
     masks.iter().map(|m| m.sum(density)).collect()
 }
 
+/// Overlapping square tiles covering a `w`×`h` image: `(x, y, tw, th)` per tile, row
+/// major. Tiles are `tile` px (clipped to the image); neighbours overlap by at least
+/// `overlap` px and the last tile of a row/column ends at the image edge.
+pub fn tile_grid(w: usize, h: usize, tile: usize, overlap: usize) -> CoreResult<Vec<[usize; 4]>> {
+    if tile == 0 || overlap >= tile || w == 0 || h == 0 {
+        return Err(CoreError::input(format!(
+            "tile_grid needs tile > overlap ≥ 0 and a non-empty image, got tile {tile}, overlap {overlap}, image {w}x{h}"
+        )));
+    }
+    let starts = |len: usize| -> Vec<usize> {
+        if len <= tile {
+            return vec![0];
+        }
+        let n = (len - overlap).div_ceil(tile - overlap);
+        let n = n.max(2);
+        (0..n)
+            .map(|i| ((i * (len - tile)) as f64 / (n - 1) as f64).round() as usize)
+            .collect()
+    };
+    let (xs, ys) = (starts(w), starts(h));
+    let mut out = Vec::with_capacity(xs.len() * ys.len());
+    for &y in &ys {
+        for &x in &xs {
+            out.push([x, y, tile.min(w), tile.min(h)]);
+        }
+    }
+    Ok(out)
+}
+
+/// Greedy merge of person boxes pooled from overlapping tiles (and a whole-image pass):
+/// highest score first, a box is dropped when it overlaps a kept box with IoU ≥ `iou`
+/// or covers it / is covered by it with intersection-over-smaller ≥ `ios` (a fragment
+/// of a person cut by a tile edge lies inside the whole person's box). Returns the kept
+/// indices, highest score first.
+pub fn merge_people(
+    boxes: &[[f32; 4]],
+    scores: &[f32],
+    iou: f32,
+    ios: f32,
+) -> CoreResult<Vec<usize>> {
+    if boxes.len() != scores.len() {
+        return Err(CoreError::input(format!(
+            "merge_people: {} boxes but {} scores",
+            boxes.len(),
+            scores.len()
+        )));
+    }
+    if !(0.0..=1.0).contains(&iou) || !(0.0..=1.0).contains(&ios) {
+        return Err(CoreError::input(
+            "merge_people: iou and ios must be in [0, 1]",
+        ));
+    }
+    let mut order: Vec<usize> = (0..boxes.len())
+        .filter(|&i| scores[i].is_finite() && boxes[i].iter().all(|v| v.is_finite()))
+        .collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let area = |b: &[f32; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
+    let mut keep: Vec<usize> = Vec::new();
+    for i in order {
+        let a = &boxes[i];
+        let aa = area(a);
+        if aa <= 0.0 {
+            continue;
+        }
+        let dup = keep.iter().any(|&j| {
+            let b = &boxes[j];
+            let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+            let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+            let inter = ix * iy;
+            let ab = area(b);
+            inter >= iou * (aa + ab - inter) || inter >= ios * aa.min(ab)
+        });
+        if !dup {
+            keep.push(i);
+        }
+    }
+    Ok(keep)
+}
+
 /// Alert settings for one zone.
 #[derive(Clone, Copy, Debug)]
 pub struct GatheringRule {
@@ -436,6 +515,40 @@ mod tests {
         }
         // 5 people / 10 s = 30 / min ≥ 20 once the window is half full (t = 30), then cooldown.
         assert_eq!(kinds, vec![("crowd_growth", 30.0)]);
+    }
+
+    #[test]
+    fn tile_grid_covers_with_overlap() {
+        let t = tile_grid(1024, 768, 416, 96).unwrap();
+        assert_eq!(t.len(), 3 * 3);
+        assert_eq!(t[0], [0, 0, 416, 416]);
+        assert_eq!(t[2][0] + 416, 1024);
+        assert_eq!(t[8][1] + 416, 768);
+        for w in t.windows(2).filter(|w| w[0][1] == w[1][1]) {
+            assert!(w[0][0] + 416 >= w[1][0] + 96);
+        }
+        assert_eq!(
+            tile_grid(300, 200, 416, 96).unwrap(),
+            vec![[0, 0, 300, 200]]
+        );
+        assert!(tile_grid(100, 100, 50, 50).is_err());
+    }
+
+    #[test]
+    fn merge_people_drops_fragments_keeps_neighbours() {
+        let boxes = [
+            [100.0, 100.0, 160.0, 260.0], // person
+            [100.0, 95.0, 160.0, 180.0],  // upper-half fragment of the same person
+            [165.0, 100.0, 225.0, 260.0], // neighbour, touching
+            [102.0, 101.0, 161.0, 262.0], // duplicate from another tile
+        ];
+        let scores = [0.9, 0.5, 0.8, 0.7];
+        let k = merge_people(&boxes, &scores, 0.45, 0.8).unwrap();
+        assert_eq!(k, vec![0, 2]);
+        // without the IoS rule the fragment survives (its IoU with the person is 0.49)
+        let k = merge_people(&boxes, &scores, 0.6, 1.0).unwrap();
+        assert_eq!(k, vec![0, 2, 1]);
+        assert!(merge_people(&boxes, &scores[..2], 0.45, 0.8).is_err());
     }
 
     proptest! {

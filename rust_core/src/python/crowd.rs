@@ -3,7 +3,9 @@
 use crate::crowd::{self, GatheringMonitor as CoreMonitor, GatheringRule, ZoneMask};
 use crate::error::CoreError;
 use numpy::ndarray::{Array1, Array2};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -160,9 +162,53 @@ impl GatheringMonitor {
     }
 }
 
+/// Overlapping tiles over a (w, h) image: list of (x, y, tile_w, tile_h).
+#[pyfunction]
+#[pyo3(signature = (width, height, tile=416, overlap=96))]
+fn crowd_tile_grid(
+    width: usize,
+    height: usize,
+    tile: usize,
+    overlap: usize,
+) -> PyResult<Vec<(usize, usize, usize, usize)>> {
+    Ok(crowd::tile_grid(width, height, tile, overlap)?
+        .into_iter()
+        .map(|t| (t[0], t[1], t[2], t[3]))
+        .collect())
+}
+
+/// Merge person boxes pooled from overlapping tiles: greedy by score, dropping a box
+/// whose IoU with a kept box is ≥ iou or whose intersection over the smaller box is
+/// ≥ ios. Returns kept indices (int64), highest score first.
+#[pyfunction]
+#[pyo3(signature = (xyxy, scores, iou=0.45, ios=0.8))]
+fn crowd_merge_people<'py>(
+    py: Python<'py>,
+    xyxy: PyReadonlyArray2<'py, f32>,
+    scores: PyReadonlyArray1<'py, f32>,
+    iou: f32,
+    ios: f32,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let s = xyxy.shape();
+    if s[1] != 4 {
+        return Err(CoreError::input(format!("xyxy must be (N, 4), got {s:?}")).into());
+    }
+    let a = xyxy.as_array();
+    let boxes: Vec<[f32; 4]> = a
+        .rows()
+        .into_iter()
+        .map(|r| [r[0], r[1], r[2], r[3]])
+        .collect();
+    let sc: Vec<f32> = scores.as_array().iter().copied().collect();
+    let keep = py.detach(|| crowd::merge_people(&boxes, &sc, iou, ios))?;
+    Ok(Array1::from_vec(keep.into_iter().map(|i| i as i64).collect()).into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_zone_polygon, m)?)?;
     m.add_class::<CrowdZones>()?;
     m.add_class::<GatheringMonitor>()?;
+    m.add_function(wrap_pyfunction!(crowd_tile_grid, m)?)?;
+    m.add_function(wrap_pyfunction!(crowd_merge_people, m)?)?;
     Ok(())
 }
