@@ -85,7 +85,7 @@ impl PyIntersection {
     #[new]
     #[pyo3(signature = (id, movements, phases, order=None, conflicts=None, permissive=None,
                         clearance=None, min_green=10.0, max_green=60.0, cycle_min=40.0, cycle_max=180.0))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn new(
         id: String,
         movements: Vec<(String, String, String, u32, f64, f64)>,

@@ -207,6 +207,7 @@ pub fn movement_delay(cycle: f64, eff_green: f64, flow_vph: f64, sat_flow: f64) 
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     ix: &Intersection,
     flows: &[f64],
