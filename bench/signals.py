@@ -12,6 +12,7 @@ controllers on cameras.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -100,6 +101,21 @@ def run(quick: bool = False) -> SuiteResult:
     rows = run_many(_specs(quick, work))
     plan = arterial_plan(work, 900.0 if quick else 3600.0)
     art = run_many(_arterial_specs(quick, work, plan))
+    OUT.mkdir(parents=True, exist_ok=True)
+    raw = OUT / ("signals_runs_quick.json" if quick else "signals_runs.json")
+    raw.write_text(
+        json.dumps(
+            {
+                "single": rows,
+                "arterial": [
+                    {k: v for k, v in r.items() if k not in ("trajectories", "signals")}
+                    for r in art
+                ],
+                "plan": plan,
+            },
+            default=str,
+        )
+    )
 
     cols = [
         "scenario",
@@ -197,7 +213,10 @@ def run(quick: bool = False) -> SuiteResult:
             r["teleports"],
         )
     ta.notes.append(
-        f"plan: cycle {plan['cycle_s']:.0f} s, offsets {', '.join(f'{k} {v:.0f}' for k, v in plan['offsets'].items())} s from {plan['source']}; two-way bandwidth {plan['bandwidth_s'][0]:.1f}/{plan['bandwidth_s'][1]:.1f} s (no offsets {plan['bandwidth_zero_offsets_s'][0]:.1f}/{plan['bandwidth_zero_offsets_s'][1]:.1f} s), efficiency {plan['efficiency']:.2f}"
+        f"plan: cycle {plan['cycle_s']:.0f} s, greens {', '.join(f'{g:.1f}' for g in plan['greens'])} s (NS_T, NS_L, EW_T, EW_L); "
+        f"offsets {', '.join(f'{k} {v:.0f}' for k, v in plan['offsets'].items())} s (balanced two-way search), bandwidth out/in {plan['bandwidth_s'][0]:.1f}/{plan['bandwidth_s'][1]:.1f} s "
+        f"(no offsets {plan['bandwidth_zero_offsets_s'][0]:.1f}/{plan['bandwidth_zero_offsets_s'][1]:.1f} s), efficiency {plan['efficiency']:.2f}; "
+        f"{plan.get('greenwave_source', '')}: offsets {', '.join(f'{k} {v:.0f}' for k, v in plan.get('offsets_greenwave', {}).items())} s"
     )
 
     # time-space diagram of the green-wave run
