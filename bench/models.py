@@ -3,7 +3,6 @@ accuracy and speed on the shared real data, all in one run."""
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 from pathlib import Path
@@ -155,13 +154,14 @@ def run(quick: bool = False) -> SuiteResult:
 
     # ---- crowd ------------------------------------------------------------------------
     from engine.config import DetectorConfig
-    from engine.crowd import CrowdEstimator, fuse_count
+    from engine.crowd import PERSON_CONF, CrowdEstimator
     from engine.detector import Detector
 
     ct = res.table("crowd", ["method", "data", "n", "MAE", "mean rel err %", "ms / image"])
     long_side = 448
     est = CrowdEstimator(long_side=long_side)
-    det = Detector(DetectorConfig(conf_threshold=0.1))
+    people = est.people  # tiled YOLOv3-tiny person pass (the CrowdStage logic on stills)
+    whole = Detector(DetectorConfig(conf_threshold=0.25, classes=["person"]))
     setb = sorted(
         (DATA / "crowd" / "set_b" / "images").glob("*.jpg"), key=lambda p: int(p.stem.split("_")[1])
     )
@@ -171,72 +171,132 @@ def run(quick: bool = False) -> SuiteResult:
     for f in setb:
         img = cv2.imread(str(f))
         g = _gt_count(DATA / "crowd" / "set_b" / "ground-truth" / f"GT_{f.stem}.mat")
-        t0 = time.perf_counter()
-        e = est.estimate(img)
-        d = det.detect(img)
-        persons = d.scores[d.class_ids == 0]
-        n_det = {th: int((persons >= th).sum()) for th in (0.2, 0.25, 0.3)}
-        fused, method = fuse_count(e.count, n_det[0.25], img.shape[0] * img.shape[1], 400)
-        rows.append((g, e.count, n_det, fused, method, (time.perf_counter() - t0) * 1e3))
-    g = np.array([r[0] for r in rows], float)
-    for name, vals in [
-        (f"CSRNet only (long side {long_side})", [r[1] for r in rows]),
-        ("YOLOv3-tiny persons, conf 0.25", [r[2][0.25] for r in rows]),
-        ("YOLOv3-tiny persons, conf 0.20", [r[2][0.2] for r in rows]),
-        ("fused (per-zone density rule, conf 0.25)", [r[3] for r in rows]),
-    ]:
-        v = np.array(vals, float)
-        ct.add(
-            name,
-            "crowd/set_b",
-            len(rows),
-            float(np.abs(v - g).mean()),
-            float(100 * np.mean(np.abs(v - g) / g)),
-            float(np.mean([r[5] for r in rows])),
+        t0 = time.process_time()
+        boxes = people.boxes(img)
+        t1 = time.process_time()
+        fused = est.count_zones(img, people=boxes)[0]  # CSRNet + fusion (boxes reused)
+        t2 = time.process_time()
+        d = whole.detect(img)
+        rows.append(
+            {
+                "odd": int(f.stem.split("_")[1]) % 2 == 1,
+                "gt": g,
+                "csrnet": fused["density_count"],
+                "whole": int((d.class_ids == 0).sum()),
+                "scores": boxes[1],
+                "fused": fused["count"],
+                "method": fused["method"],
+                "ms_den": (t2 - t1) * 1e3,
+                "ms_tiled": (t1 - t0) * 1e3,
+            }
         )
-    fused_mae = float(np.abs(np.array([r[3] for r in rows]) - g).mean())
-    ct.notes.append(
-        f"fusion chose: {sorted({r[4] for r in rows})}; conf 0.20 row is a sweep on the test data, for context only"
+    g = np.array([r["gt"] for r in rows], float)
+    odd = np.array([r["odd"] for r in rows])
+
+    def err(v: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+        return float(np.abs(v[m] - g[m]).mean()), float(100 * np.mean(np.abs(v[m] - g[m]) / g[m]))
+
+    # Person threshold: chosen on the odd-numbered photos only, reported on the even ones.
+    grid = np.round(np.arange(0.10, 0.301, 0.025), 3)
+    tiled = {th: np.array([(r["scores"] >= th).sum() for r in rows], float) for th in grid}
+    chosen = float(min(grid, key=lambda th: (err(tiled[th], odd)[0], th)))
+    allm = np.ones(len(rows), bool)
+    ms_den = float(np.mean([r["ms_den"] for r in rows]))
+    ms_tiled = float(np.mean([r["ms_tiled"] for r in rows]))
+    ct.add(
+        f"CSRNet only (long side {long_side})",
+        "crowd/set_b",
+        len(rows),
+        *err(np.array([r["csrnet"] for r in rows]), allm),
+        ms_den,
     )
-    dense_rel = []
+    ct.add(
+        "YOLOv3-tiny persons, whole image 416, conf 0.25",
+        "crowd/set_b",
+        len(rows),
+        *err(np.array([r["whole"] for r in rows], float), allm),
+        "-",
+    )
+    for label, m in (("odd (selection)", odd), ("even (held out)", ~odd), ("all", allm)):
+        ct.add(
+            f"tiled persons, conf {chosen:.3f} (chosen on odd)",
+            f"crowd/set_b {label}",
+            int(m.sum()),
+            *err(tiled[chosen], m),
+            ms_tiled,
+        )
+    fused = np.array([r["fused"] for r in rows], float)
+    for label, m in (("even (held out)", ~odd), ("all", allm)):
+        ct.add(
+            f"fused: CrowdEstimator.count_zones (conf {PERSON_CONF})",
+            f"crowd/set_b {label}",
+            int(m.sum()),
+            *err(fused, m),
+            ms_den + ms_tiled,
+        )
+    fused_mae = err(fused, allm)[0]
+    ct.notes.append(
+        "tiled = 416 px tiles at native resolution (overlap 96) + the whole image, tile boxes "
+        "cut by an interior tile edge dropped, merged by IoU 0.45 / intersection-over-smaller "
+        f"0.8; fusion chose {sorted({r['method'] for r in rows})}; threshold grid "
+        f"{grid[0]}..{grid[-1]}: odd-image MAE per threshold "
+        + ", ".join(f"{th}: {err(tiled[th], odd)[0]:.2f}" for th in grid)
+    )
+    ct.notes.append(
+        "set_b heads are annotated for the people in focus; unannotated background people "
+        "(bus windows, blurred bystanders) count as detector false positives, occluded "
+        "people in tight groups as misses"
+    )
+    dense_rel: dict[int, list[float]] = {1024: [], long_side: []}
     for ls in (1024, long_side):
         e2 = est if ls == long_side else CrowdEstimator(long_side=ls)
         for stem in ("IMG_1", "IMG_4"):
             img = cv2.imread(str(DATA / "crowd" / "dense" / f"{stem}.jpg"))
             gd = _gt_count(DATA / "crowd" / "dense" / f"GT_{stem}.mat")
+            c0 = time.process_time()
             r = e2.estimate(img)
             rel = (r.count - gd) / gd
-            if ls == 1024:
-                dense_rel.append(abs(rel))
+            dense_rel[ls].append(abs(rel))
             ct.add(
                 f"CSRNet (long side {ls})",
                 f"crowd/dense {stem} (gt {gd})",
                 1,
                 abs(r.count - gd),
                 100 * rel,
-                r.ms,
+                (time.process_time() - c0) * 1e3,
             )
     ct.notes.append(
         "published CSRNet MAE: 68.2 on ShanghaiTech A, 10.6 on ShanghaiTech B (Li et al., CVPR 2018)"
     )
+    ct.notes.append("ms / image for crowd rows: CPU ms of this process (2 threads)")
 
     # 1080p update time: CPU seconds of this process (robust to other load) and wall.
     frame = cv2.resize(cv2.imread(str(DATA / "crowd" / "dense" / "IMG_4.jpg")), (1920, 1080))
     st = res.table("crowd update, 1080p frame", ["long side", "wall s", "CPU s (process)"])
-    for ls in (384, long_side, 640):
+    cpu_at: dict[int, float] = {}
+    for ls in (384, long_side, 640, 1024):
         e3 = est if ls == long_side else CrowdEstimator(long_side=ls)
         e3.estimate(frame)
+        reps = 1 if ls == 1024 else 2
         c0, w0 = time.process_time(), time.perf_counter()
-        for _ in range(2):
+        for _ in range(reps):
             e3.estimate(frame)
-        st.add(ls, (time.perf_counter() - w0) / 2, (time.process_time() - c0) / 2)
-        if ls == long_side:
-            cpu448 = (time.process_time() - c0) / 2
+        cpu_at[ls] = (time.process_time() - c0) / reps
+        st.add(ls, (time.perf_counter() - w0) / reps, cpu_at[ls])
+    st.notes.append(
+        "onnxruntime CPU session, all graph optimisations (Conv+ReLU fused), intra-op "
+        "spinning off; INT8 static quantisation (calibrated on set_b) was tried: ~4x "
+        "faster but -28..-58% on dense IMG_1, so not used"
+    )
     st.notes.append(
         f"machine load average at end: {os.getloadavg()[0]:.1f} (2 cores shared with other work)"
     )
-    res.goals["crowd: MAE ≤ 3 on set_b (fused)"] = fused_mae <= 3
-    res.goals["crowd: rel err ≤ 15% on dense (long side 1024)"] = max(dense_rel) <= 0.15
-    res.goals[f"crowd: 1080p update ≤ 1 s CPU (long side {long_side})"] = cpu448 <= 1.0
-    _ = glob
+    res.goals["crowd: MAE ≤ 3 on set_b (fused, all)"] = fused_mae <= 3
+    res.goals["crowd: rel err ≤ 15% on dense (long side 1024)"] = max(dense_rel[1024]) <= 0.15
+    res.goals[f"crowd: rel err ≤ 15% on dense (long side {long_side})"] = (
+        max(dense_rel[long_side]) <= 0.15
+    )
+    res.goals[f"crowd: 1080p update ≤ 1 s CPU (long side {long_side})"] = cpu_at[long_side] <= 1.0
+    res.goals["crowd: 1080p update ≤ 1 s CPU (long side 1024)"] = cpu_at[1024] <= 1.0
+    res.meta["crowd_person_conf_chosen_on_odd"] = chosen
     return res

@@ -5,6 +5,7 @@ Python orchestrates; the compiled Rust core (`engine._core`) does the per-frame 
 
 from engine import _core
 from engine.config import CameraConfig, DetectorConfig, SiteConfig, TrackerConfig
+from engine.crowd import CrowdEstimator, CrowdStage
 from engine.detections import COCO_TO_ROAD, Detections, RoadClass
 from engine.detector import Detector
 from engine.errors import (
@@ -23,6 +24,7 @@ from engine.errors import (
 )
 from engine.flow import FlowConfig, FlowEstimator
 from engine.pipeline import Pipeline, Stage
+from engine.plates import PlateReader, PlateReading, PlateStage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 from engine.signal import (
     GreenWave,
@@ -44,6 +46,8 @@ __all__ = [
     "CitystreamError",
     "ConfigError",
     "ConfirmedTracks",
+    "CrowdEstimator",
+    "CrowdStage",
     "Detections",
     "Detector",
     "DetectorConfig",
@@ -59,6 +63,9 @@ __all__ = [
     "ModelOutputError",
     "Observation",
     "Pipeline",
+    "PlateReader",
+    "PlateReading",
+    "PlateStage",
     "PlateError",
     "RoadClass",
     "SignalConstraintError",

@@ -194,7 +194,7 @@ class CrowdEstimator:
         from engine.plates import _resolve, _session
 
         self.path = _resolve(model)
-        self.session = _session(self.path, threads)
+        self.session = _session(self.path, threads, spin=False)
         self.input_name = self.session.get_inputs()[0].name
         if long_side < 64:
             raise ModelError(f"crowd long_side must be ≥ 64 px, got {long_side}")
@@ -231,8 +231,10 @@ class CrowdEstimator:
         *,
         dense_per_mpx: float = 400,
         person_conf: float = PERSON_CONF,
+        people: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[dict[str, Any]]:
-        """Per-zone fused counts for a still image (no tracker): see ``fuse_zones``."""
+        """Per-zone fused counts for a still image (no tracker): see ``fuse_zones``.
+        ``people``: (xyxy, scores) from ``self.people.boxes(image)`` if already run."""
         img = _check_frame(image)
         h, w = img.shape[:2]
         if polygons is None:
@@ -245,7 +247,7 @@ class CrowdEstimator:
         est = self.estimate(img)
 
         def feet() -> np.ndarray:
-            b, sc = self.people.boxes(img)
+            b, sc = people if people is not None else self.people.boxes(img)
             b = b[sc >= person_conf]
             return _feet(b, w, h)
 

@@ -714,6 +714,9 @@ pub struct PlateCheck {
 /// breaks the rules.
 pub const ALT_MIN_PROB: f32 = 0.05;
 
+/// A plate reading under one format: (cost, kind, text, conf, corrected).
+type Candidate = (f32, PlateKind, Vec<char>, Vec<f32>, bool);
+
 /// Apply the plate rules to decoded characters. `dict[k]` is the character of class `k`.
 /// Each candidate format for the length is tried; the one needing the fewest and most
 /// probable corrections wins. Nothing invalid is returned with `valid = true`.
@@ -735,8 +738,7 @@ pub fn check_plate(chars: &[CtcChar], dict: &[char]) -> PlateCheck {
             reason: format!("{} characters; a plate has 7 or 8", raw.len()),
         };
     }
-    // (cost, kind, text, conf, corrected)
-    let mut best: Option<(f32, PlateKind, Vec<char>, Vec<f32>, bool)> = None;
+    let mut best: Option<Candidate> = None;
     let mut first_reason = String::new();
     'fmt: for (kind, slots) in &fmts {
         let mut out = Vec::with_capacity(raw.len());
