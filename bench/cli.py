@@ -19,7 +19,9 @@ SUITES = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", choices=[*SUITES, "all"], help="; ".join(f"{k}: {v}" for k, v in SUITES.items()))
+    p.add_argument(
+        "suite", choices=[*SUITES, "all"], help="; ".join(f"{k}: {v}" for k, v in SUITES.items())
+    )
     p.add_argument("--quick", action="store_true", help="short version (as in CI)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where JSON results go")
 

@@ -23,7 +23,9 @@ class Table:
 
     def add(self, *row: Any) -> None:
         if len(row) != len(self.columns):
-            raise ValueError(f"{self.title}: row has {len(row)} cells, expected {len(self.columns)}")
+            raise ValueError(
+                f"{self.title}: row has {len(row)} cells, expected {len(self.columns)}"
+            )
         self.rows.append(list(row))
 
 
