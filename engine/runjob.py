@@ -172,7 +172,14 @@ def main(args: argparse.Namespace) -> int:
         from streams.demo import run_streamed
 
         video = args.video or find_default_video()
-        return int(run_streamed([video], config=args.config or default_config_for(video)) or 0)
+        return int(
+            run_streamed(
+                [video],
+                config=args.config or default_config_for(video),
+                max_frames=args.max_frames or None,
+            )
+            or 0
+        )
 
     import cv2
     from rich.console import Console
