@@ -439,6 +439,10 @@ pub fn letterbox(src: &ImageView, dst_w: usize, dst_h: usize) -> CoreResult<(Vec
 
 // ---- perspective warp -------------------------------------------------------------------
 
+/// Below this many output pixels (a plate crop is ~8k) a warp runs on the calling thread:
+/// handing it to the thread pool costs more than the work.
+const PARALLEL_MIN_PIXELS: usize = 64 * 1024;
+
 fn check_h(h: &[f64; 9]) -> CoreResult<()> {
     if h.iter().any(|v| !v.is_finite()) {
         return Err(CoreError::input("homography has non-finite entries"));
@@ -454,11 +458,11 @@ fn sample_bgr(src: &ImageView, sx: f64, sy: f64) -> Option<[f32; 3]> {
     if !(sx > -1.0 && sy > -1.0 && sx < w && sy < h) {
         return None;
     }
-    let x0f = sx.floor();
-    let y0f = sy.floor();
-    let fx = (sx - x0f) as f32;
-    let fy = (sy - y0f) as f32;
-    let (x0, y0) = (x0f as isize, y0f as isize);
+    // floor via truncation (sx, sy > -1 here): f64::floor is a libm call without SSE4.1
+    let x0 = (sx + 1.0) as isize - 1;
+    let y0 = (sy + 1.0) as isize - 1;
+    let fx = (sx - x0 as f64) as f32;
+    let fy = (sy - y0 as f64) as f32;
     let get = |x: isize, y: isize| -> [f32; 3] {
         // constant-0 border, like cv2.BORDER_CONSTANT
         if x < 0 || y < 0 || x as usize >= src.width || y as usize >= src.height {
@@ -515,19 +519,23 @@ pub fn warp_perspective(
         )));
     }
     let mut out = vec![0u8; out_w * out_h * 3];
-    out.par_chunks_mut(out_w * 3)
-        .enumerate()
-        .for_each(|(y, row)| {
-            for x in 0..out_w {
-                if let Some((sx, sy)) = map_point(&h_inv, x as f64, y as f64) {
-                    if let Some(p) = sample_bgr(src, sx, sy) {
-                        for c in 0..3 {
-                            row[x * 3 + c] = p[c].round().clamp(0.0, 255.0) as u8;
-                        }
+    let do_row = |(y, row): (usize, &mut [u8])| {
+        for x in 0..out_w {
+            if let Some((sx, sy)) = map_point(&h_inv, x as f64, y as f64) {
+                if let Some(p) = sample_bgr(src, sx, sy) {
+                    for c in 0..3 {
+                        // p >= 0: +0.5 then the saturating cast rounds (f32::round is a libm call)
+                        row[x * 3 + c] = (p[c] + 0.5) as u8;
                     }
                 }
             }
-        });
+        }
+    };
+    if out_w * out_h >= PARALLEL_MIN_PIXELS {
+        out.par_chunks_mut(out_w * 3).enumerate().for_each(do_row);
+    } else {
+        out.chunks_mut(out_w * 3).enumerate().for_each(do_row);
+    }
     Ok(out)
 }
 
@@ -585,21 +593,31 @@ pub fn warp_perspective_chw(
     } else {
         [0usize, 1, 2]
     };
-    p0.par_chunks_mut(out_w)
-        .zip(p1.par_chunks_mut(out_w))
-        .zip(p2.par_chunks_mut(out_w))
-        .enumerate()
-        .for_each(|(y, ((a, b), c))| {
-            let mut planes: [&mut [f32]; 3] = [a, b, c];
-            for x in 0..out_w {
-                let p = map_point(&h_inv, x as f64, y as f64)
-                    .and_then(|(sx, sy)| sample_bgr(src, sx, sy))
-                    .unwrap_or([0.0; 3]);
-                for (k, plane) in planes.iter_mut().enumerate() {
-                    plane[x] = (p[chan[k]] - norm.mean[k]) * inv_std[k];
-                }
+    #[allow(clippy::type_complexity)]
+    let do_row = |(y, ((a, b), c)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+        let mut planes: [&mut [f32]; 3] = [a, b, c];
+        for x in 0..out_w {
+            let p = map_point(&h_inv, x as f64, y as f64)
+                .and_then(|(sx, sy)| sample_bgr(src, sx, sy))
+                .unwrap_or([0.0; 3]);
+            for (k, plane) in planes.iter_mut().enumerate() {
+                plane[x] = (p[chan[k]] - norm.mean[k]) * inv_std[k];
             }
-        });
+        }
+    };
+    if plane >= PARALLEL_MIN_PIXELS {
+        p0.par_chunks_mut(out_w)
+            .zip(p1.par_chunks_mut(out_w))
+            .zip(p2.par_chunks_mut(out_w))
+            .enumerate()
+            .for_each(do_row);
+    } else {
+        p0.chunks_mut(out_w)
+            .zip(p1.chunks_mut(out_w))
+            .zip(p2.chunks_mut(out_w))
+            .enumerate()
+            .for_each(do_row);
+    }
     Ok(out)
 }
 
