@@ -219,15 +219,21 @@ def flow_signal_performance(
     green_s: npt.NDArray[np.float64],
     cycle_s: npt.NDArray[np.float64],
 ) -> dict[str, object]: ...
-def flow_tpi(tti: npt.NDArray[np.float64], breaks: list[float] | None = None) -> npt.NDArray[np.float64]: ...
+def flow_tpi(
+    tti: npt.NDArray[np.float64], breaks: list[float] | None = None
+) -> npt.NDArray[np.float64]: ...
 
 # ---- signal -------------------------------------------------------------------------
 class Intersection:
     def __init__(
         self,
         id: str,
-        movements: list[tuple[str, str, str, int, float, float]],  # id, approach, turn, lanes, sat_flow, crossing_m
-        phases: list[tuple[str, list[str], float | None, float | None, float | None, float | None]],  # name, movements, min, max, yellow, all_red
+        movements: list[
+            tuple[str, str, str, int, float, float]
+        ],  # id, approach, turn, lanes, sat_flow, crossing_m
+        phases: list[
+            tuple[str, list[str], float | None, float | None, float | None, float | None]
+        ],  # name, movements, min, max, yellow, all_red
         order: list[str] | None = None,
         conflicts: list[tuple[str, str]] | None = None,
         permissive: list[tuple[str, str]] | None = None,
@@ -276,34 +282,66 @@ class Intersection:
     def conflict_matrix(self) -> np.ndarray: ...
 
 def webster_plan(ix: Intersection, flows: np.ndarray) -> dict[str, Any]: ...
-def critical_lane_plan(ix: Intersection, flows: np.ndarray, target_vc: float = 0.9, phf: float = 1.0) -> dict[str, Any]: ...
+def critical_lane_plan(
+    ix: Intersection, flows: np.ndarray, target_vc: float = 0.9, phf: float = 1.0
+) -> dict[str, Any]: ...
 def ite_yellow(reaction_s: float, speed_kmh: float, decel: float, grade: float) -> float: ...
 def all_red_time(width_m: float, vehicle_length_m: float, speed_kmh: float) -> float: ...
 def ped_min_green(walk_s: float, crossing_m: float, ped_speed: float) -> float: ...
 
 class AdaptivePlanner:
-    def __init__(self, ix: Intersection, alpha: float = 0.4, max_cycle_change: float = 10.0, max_green_change: float = 8.0) -> None: ...
+    def __init__(
+        self,
+        ix: Intersection,
+        alpha: float = 0.4,
+        max_cycle_change: float = 10.0,
+        max_green_change: float = 8.0,
+    ) -> None: ...
     def update(self, flows: np.ndarray) -> dict[str, Any]: ...
     updates: int
 
 class MaxPressureController:
-    def __init__(self, ix: Intersection, approach_weight: float = 0.0, switch_margin: float = 0.0, cyclic: bool = False) -> None: ...
+    def __init__(
+        self,
+        ix: Intersection,
+        approach_weight: float = 0.0,
+        switch_margin: float = 0.0,
+        cyclic: bool = False,
+    ) -> None: ...
     def decide(
-        self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,
-        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
-        interval: str = "green", now: float = 0.0,
+        self,
+        phase: int,
+        elapsed: float,
+        queue: np.ndarray,
+        approaching: np.ndarray,
+        gap: np.ndarray | None = None,
+        downstream: np.ndarray | None = None,
+        interval: str = "green",
+        now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
 
 class PressureActuatedController:
     def __init__(
-        self, ix: Intersection, approach_weight: float = 0.5, gap_out_s: float = 3.0, switch_ratio: float = 2.0,
-        switch_margin: float = 4.0, max_wait_s: float = 180.0, cyclic: bool = False,
+        self,
+        ix: Intersection,
+        approach_weight: float = 0.5,
+        gap_out_s: float = 3.0,
+        switch_ratio: float = 2.0,
+        switch_margin: float = 4.0,
+        max_wait_s: float = 180.0,
+        cyclic: bool = False,
         fair_green_s: float = 25.0,
     ) -> None: ...
     def decide(
-        self, phase: int, elapsed: float, queue: np.ndarray, approaching: np.ndarray,
-        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
-        interval: str = "green", now: float = 0.0,
+        self,
+        phase: int,
+        elapsed: float,
+        queue: np.ndarray,
+        approaching: np.ndarray,
+        gap: np.ndarray | None = None,
+        downstream: np.ndarray | None = None,
+        interval: str = "green",
+        now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
 
 class FixedTimeController:
@@ -312,16 +350,27 @@ class FixedTimeController:
 
 class AdaptiveController:
     def __init__(
-        self, ix: Intersection, initial_flows: list[float], alpha: float = 0.4,
-        max_cycle_change: float = 10.0, max_green_change: float = 8.0,
+        self,
+        ix: Intersection,
+        initial_flows: list[float],
+        alpha: float = 0.4,
+        max_cycle_change: float = 10.0,
+        max_green_change: float = 8.0,
     ) -> None: ...
 
 class SignalController:
-    def __init__(self, ix: Intersection, controller: Any = None, initial_phase: int = 0) -> None: ...
+    def __init__(
+        self, ix: Intersection, controller: Any = None, initial_phase: int = 0
+    ) -> None: ...
     def step(
-        self, dt: float, queue: np.ndarray | None = None, approaching: np.ndarray | None = None,
-        gap: np.ndarray | None = None, downstream: np.ndarray | None = None,
-        arrivals: np.ndarray | None = None, request: int | str | None = None,
+        self,
+        dt: float,
+        queue: np.ndarray | None = None,
+        approaching: np.ndarray | None = None,
+        gap: np.ndarray | None = None,
+        downstream: np.ndarray | None = None,
+        arrivals: np.ndarray | None = None,
+        request: int | str | None = None,
     ) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     def lights(self) -> np.ndarray: ...
@@ -334,32 +383,56 @@ class SignalController:
     pressures: list[float] | None
 
 def green_wave_optimize(
-    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
-    cycle_min: float, cycle_max: float, cycle_step: float = 1.0,
+    distances_m: list[float],
+    speed_out: list[float],
+    speed_in: list[float],
+    green_split: list[float],
+    cycle_min: float,
+    cycle_max: float,
+    cycle_step: float = 1.0,
 ) -> dict[str, Any]: ...
 def green_wave_exhaustive(
-    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
-    cycle: float, step: float,
+    distances_m: list[float],
+    speed_out: list[float],
+    speed_in: list[float],
+    green_split: list[float],
+    cycle: float,
+    step: float,
 ) -> dict[str, Any]: ...
 def green_wave_bandwidths(
-    distances_m: list[float], speed_out: list[float], speed_in: list[float], green_split: list[float],
-    cycle: float, offsets: list[float],
+    distances_m: list[float],
+    speed_out: list[float],
+    speed_in: list[float],
+    green_split: list[float],
+    cycle: float,
+    offsets: list[float],
 ) -> tuple[float, float]: ...
 def bench_decisions(ix: Intersection, n: int, hybrid: bool = False, seed: int = 1) -> float: ...
 def bench_replans(ix: Intersection, n: int, seed: int = 1) -> float: ...
 
 # ---- plate --------------------------------------------------------------------------
 def plate_decode_detections(
-    loc: npt.NDArray[np.float32], conf: npt.NDArray[np.float32], landms: npt.NDArray[np.float32],
-    input_hw: tuple[int, int], scale: tuple[float, float] = (1.0, 1.0), conf_threshold: float = 0.5,
-    nms_iou: float = 0.4, keep_top_k: int = 50,
+    loc: npt.NDArray[np.float32],
+    conf: npt.NDArray[np.float32],
+    landms: npt.NDArray[np.float32],
+    input_hw: tuple[int, int],
+    scale: tuple[float, float] = (1.0, 1.0),
+    conf_threshold: float = 0.5,
+    nms_iou: float = 0.4,
+    keep_top_k: int = 50,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def plate_rec_batch(
-    frame: npt.NDArray[np.uint8], quads: npt.NDArray[np.float32], height: int = 32,
-    margin: float = ..., max_width: int = 480, min_size: tuple[float, float] = (24.0, 8.0),
+    frame: npt.NDArray[np.uint8],
+    quads: npt.NDArray[np.float32],
+    height: int = 32,
+    margin: float = ...,
+    max_width: int = 480,
+    min_size: tuple[float, float] = (24.0, 8.0),
     aspect: float = 0.0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def plate_sub_quad(quad: npt.NDArray[np.float32], u0: float, v0: float, u1: float, v1: float) -> npt.NDArray[np.float32]: ...
+def plate_sub_quad(
+    quad: npt.NDArray[np.float32], u0: float, v0: float, u1: float, v1: float
+) -> npt.NDArray[np.float32]: ...
 def plate_colours(frame: npt.NDArray[np.uint8], quads: npt.NDArray[np.float32]) -> list[str]: ...
 def plate_check(text: str) -> tuple[str, bool, bool, str | None, str]: ...
 def plate_vote(texts: list[str], confs: list[list[float]]) -> tuple[str, list[float]] | None: ...
@@ -378,15 +451,23 @@ class PlateDecoder:
 def check_zone_polygon(polygon: list[tuple[float, float]]) -> None: ...
 
 class CrowdZones:
-    def __init__(self, polygons: list[list[tuple[float, float]]], frame_size: tuple[float, float]) -> None: ...
+    def __init__(
+        self, polygons: list[list[tuple[float, float]]], frame_size: tuple[float, float]
+    ) -> None: ...
     @property
     def areas(self) -> npt.NDArray[np.float64]: ...
     def counts(self, density: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]: ...
     def mask(self, i: int, grid_w: int, grid_h: int) -> npt.NDArray[np.uint8]: ...
 
 class GatheringMonitor:
-    def __init__(self, threshold: float, dwell_s: float, growth_per_min: float = 0.0,
-                 window_s: float = 60.0, cooldown_s: float = 300.0) -> None: ...
+    def __init__(
+        self,
+        threshold: float,
+        dwell_s: float,
+        growth_per_min: float = 0.0,
+        window_s: float = 60.0,
+        cooldown_s: float = 300.0,
+    ) -> None: ...
     def update(self, ts: float, count: float) -> list[tuple[str, float, float, float]]: ...
 
 def crowd_tile_grid(
@@ -395,7 +476,10 @@ def crowd_tile_grid(
     """Overlapping tiles (x, y, tile_w, tile_h) covering a width x height image."""
 
 def crowd_merge_people(
-    xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float = 0.45, ios: float = 0.8
+    xyxy: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    iou: float = 0.45,
+    ios: float = 0.8,
 ) -> npt.NDArray[np.int64]:
     """Greedy merge of person boxes pooled from tiles: drop a box with IoU >= iou or
     intersection-over-smaller >= ios with a kept one. Kept indices, best first."""

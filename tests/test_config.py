@@ -43,7 +43,9 @@ def test_bundled_sites_load(name: str) -> None:
         ("cameras = 3\n", "cameras", "dictionary"),
     ],
 )
-def test_errors_name_file_key_and_expectation(tmp_path: Path, toml: str, key: str, expect: str) -> None:
+def test_errors_name_file_key_and_expectation(
+    tmp_path: Path, toml: str, key: str, expect: str
+) -> None:
     p = tmp_path / "site.toml"
     p.write_text(toml)
     with pytest.raises(ConfigError) as ei:
