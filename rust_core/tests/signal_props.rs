@@ -294,6 +294,7 @@ impl Checker {
                     prop_assert!(now - self.since[a] >= self.min_yellow, "yellow cut short")
                 }
                 (LightState::Red, LightState::Green) => {
+                    #[allow(clippy::needless_range_loop)]
                     for b in 0..n {
                         if ix.conflicts(a, b) {
                             prop_assert!(l[b] == LightState::Red);

@@ -36,13 +36,13 @@ impl CrowdZones {
             .masks
             .lock()
             .map_err(|_| CoreError::input("zone mask cache poisoned"))?;
-        if !cache.contains_key(&(gw, gh)) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry((gw, gh)) {
             let ms = self
                 .polygons
                 .iter()
                 .map(|p| ZoneMask::new(p, self.frame.0, self.frame.1, gw, gh))
                 .collect::<Result<Vec<_>, _>>()?;
-            cache.insert((gw, gh), ms);
+            slot.insert(ms);
         }
         Ok(f(&cache[&(gw, gh)]))
     }

@@ -115,7 +115,7 @@ fn plate_decode_detections<'py>(
 /// width/height instead of the quad's measured one.
 #[pyfunction]
 #[pyo3(signature = (frame, quads, height=32, margin=1.0/3.0, max_width=480, min_size=(24.0, 8.0), aspect=0.0))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn plate_rec_batch<'py>(
     py: Python<'py>,
     frame: &Bound<'py, PyAny>,
