@@ -21,7 +21,8 @@ fn stream(n: usize, frames: usize) -> (Vec<Frame>, f32, f32) {
         .map(|i| {
             let lane = i % lanes;
             let slot = i / lanes;
-            let v = if lane.is_multiple_of(2) { 60.0 } else { -60.0 } * (1.0 + 0.05 * (lane % 3) as f32);
+            let v = if lane.is_multiple_of(2) { 60.0 } else { -60.0 }
+                * (1.0 + 0.05 * (lane % 3) as f32);
             (
                 slot as f32 * 80.0 + rng.random_range(0.0..20.0),
                 20.0 + lane as f32 * 40.0,

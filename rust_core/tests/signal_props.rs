@@ -293,7 +293,8 @@ impl Checker {
                 (LightState::Yellow, LightState::Red) => {
                     prop_assert!(now - self.since[a] >= self.min_yellow, "yellow cut short")
                 }
-                (LightState::Red, LightState::Green) => {
+                (LightState::Red, LightState::Green) =>
+                {
                     #[allow(clippy::needless_range_loop)]
                     for b in 0..n {
                         if ix.conflicts(a, b) {
