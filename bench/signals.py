@@ -51,6 +51,12 @@ def _specs(quick: bool, work: str) -> list[Any]:
                 "engine.signal pressure-actuated · lane detectors",
                 **base,
             ),
+            RunSpec(
+                k,
+                "signal:cyclic-gap",
+                "engine.signal cyclic-gap (Rust hybrid) · lane detectors",
+                **base,
+            ),
         ]
         if not quick:
             specs += [

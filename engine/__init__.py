@@ -27,6 +27,7 @@ from engine.pipeline import Pipeline, Stage
 from engine.plates import PlateReader, PlateReading, PlateStage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 from engine.signal import (
+    CyclicGapController,
     GreenWave,
     Intersection,
     MaxPressureController,
@@ -75,6 +76,7 @@ __all__ = [
     "TrackerConfig",
     "UnknownCameraError",
     "ZoneOccupancy",
+    "CyclicGapController",
     "GreenWave",
     "Intersection",
     "MaxPressureController",

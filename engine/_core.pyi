@@ -344,6 +344,29 @@ class PressureActuatedController:
         now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
 
+class CyclicGapController:
+    def __init__(
+        self,
+        ix: Intersection,
+        max_green_through_s: float = 60.0,
+        max_green_left_s: float = 30.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        phase_lanes: list[float] | None = None,
+    ) -> None: ...
+    def decide(
+        self,
+        phase: int,
+        elapsed: float,
+        queue: np.ndarray,
+        approaching: np.ndarray,
+        expected: np.ndarray,
+        interval: str = "green",
+        now: float = 0.0,
+    ) -> tuple[int | None, np.ndarray, list[bool]]: ...
+
 class FixedTimeController:
     def __init__(self, ix: Intersection, greens: list[float], offset: float = 0.0) -> None: ...
     cycle: float
@@ -371,6 +394,7 @@ class SignalController:
         downstream: np.ndarray | None = None,
         arrivals: np.ndarray | None = None,
         request: int | str | None = None,
+        expected: np.ndarray | None = None,
     ) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     def lights(self) -> np.ndarray: ...

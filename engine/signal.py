@@ -62,13 +62,14 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine import _core
-from engine.errors import ConfigError, SignalConstraintError
+from engine.errors import ConfigError, InputError, SignalConstraintError
 
 __all__ = [
     "AdaptiveController",
     "AdaptivePlanner",
     "CorridorConfig",
     "CriticalLanePlan",
+    "CyclicGapController",
     "Decision",
     "DetectorState",
     "FixedTimeController",
@@ -548,18 +549,21 @@ class DetectorState:
     vehicles within the detection range; `gap` seconds since the last arrival at the
     upstream detection point (inf = none yet); `downstream` queue on the exit link;
     `arrivals` vehicles that arrived during the step (the adaptive controller counts
-    flows from it)."""
+    flows from it); `expected` vehicles expected to reach the stop line within the
+    horizon h of `CyclicGapController` (moving: distance/speed ≤ h; halted: start-up +
+    distance/discharge speed ≤ h) — that controller requires it."""
 
     queue: np.ndarray
     approaching: np.ndarray
     gap: np.ndarray | None = None
     downstream: np.ndarray | None = None
     arrivals: np.ndarray | None = None
+    expected: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, ix: Intersection) -> DetectorState:
         n = ix.n_movements
-        return cls(np.zeros(n), np.zeros(n), np.full(n, np.inf), None, np.zeros(n))
+        return cls(np.zeros(n), np.zeros(n), np.full(n, np.inf), None, np.zeros(n), np.zeros(n))
 
     @classmethod
     def from_mappings(
@@ -570,6 +574,7 @@ class DetectorState:
         gap: Mapping[str, float] | None = None,
         downstream: Mapping[str, float] | None = None,
         arrivals: Mapping[str, float] | None = None,
+        expected: Mapping[str, float] | None = None,
     ) -> DetectorState:
         g = None
         if gap is not None:
@@ -582,6 +587,7 @@ class DetectorState:
             g,
             None if downstream is None else ix.vector(downstream),
             None if arrivals is None else ix.vector(arrivals),
+            None if expected is None else ix.vector(expected),
         )
 
     def arrays(self) -> dict[str, np.ndarray | None]:
@@ -592,6 +598,7 @@ class DetectorState:
             "gap": f(self.gap),
             "downstream": f(self.downstream),
             "arrivals": f(self.arrivals),
+            "expected": f(self.expected),
         }
 
 
@@ -673,6 +680,59 @@ class PressureActuatedController(_Decider):
         )
 
 
+class CyclicGapController:
+    """The phases in their cyclic order, skipping phases with fewer than `min_call_veh`
+    vehicles (queue + approaching); after the minimum green, a green ends when another
+    phase is called and either the vehicles expected at the stop line within `horizon_s`
+    (`DetectorState.expected`, which the caller counts with the same horizon) fall below
+    `efficiency` × `lane_sat_vps` × lanes × `horizon_s`, or it has lasted its maximum
+    (`max_green_left_s` for left-only phases, else `max_green_through_s`). `phase_lanes`
+    (one per phase) overrides the lane count Σ lanes of the phase's vehicle movements
+    (give it when right turns share a through lane). The safety machine still enforces
+    minimum green, clearances and its own maximum green."""
+
+    def __init__(
+        self,
+        ix: Intersection,
+        max_green_through_s: float = 60.0,
+        max_green_left_s: float = 30.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        phase_lanes: Sequence[float] | None = None,
+    ):
+        self.ix = ix
+        self.core = _core.CyclicGapController(
+            ix.core,
+            max_green_through_s,
+            max_green_left_s,
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+            None if phase_lanes is None else [float(x) for x in phase_lanes],
+        )
+
+    def decide(
+        self,
+        state: DetectorState,
+        phase: int | str,
+        elapsed: float,
+        interval: str = "green",
+        now: float = 0.0,
+    ) -> Decision:
+        """One decision (needs `state.expected`); `pressures` holds each phase's demand."""
+        if state.expected is None:
+            raise InputError("CyclicGapController needs DetectorState.expected")
+        a = state.arrays()
+        p = self.ix.phase_index(phase)
+        t, dem, calls = self.core.decide(
+            p, elapsed, a["queue"], a["approaching"], a["expected"], interval, now
+        )
+        return Decision(t, None if t is None else self.ix.phase_names[t], dem, calls)
+
+
 class FixedTimeController:
     """Follows fixed greens (a Plan or a list) locked to the clock with an `offset` (s) —
     the green of the first phase of the order starts at `offset` mod cycle."""
@@ -737,6 +797,7 @@ class SignalController:
         ix: Intersection,
         controller: MaxPressureController
         | PressureActuatedController
+        | CyclicGapController
         | FixedTimeController
         | AdaptiveController
         | None = None,
@@ -773,6 +834,7 @@ class SignalController:
             a.get("downstream"),
             a.get("arrivals"),
             request,
+            a.get("expected"),
         )
         sumo = self.sumo_state() if self.sumo_links is not None else None
         return SignalStatus(**d, sumo_state=sumo)

@@ -9,12 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine import ConfigError, SignalConstraintError
+from engine import ConfigError, InputError, SignalConstraintError
 from engine.config import SiteConfig
 from engine.signal import (
     AdaptiveController,
     AdaptivePlanner,
     CriticalLanePlan,
+    CyclicGapController,
     DetectorState,
     FixedTimeController,
     GreenWave,
@@ -267,6 +268,41 @@ def test_fixed_time_offset_and_adaptive_controller(ix):
     g1 = ac.plan_greens
     ew = ix.phase_index("EW_T")
     assert g1[ew] > g0[ew]
+
+
+def test_cyclic_gap_holds_while_discharging_then_skips_uncalled(ix):
+    ctl = SignalController(ix, CyclicGapController(ix))
+    # NS_T (6 lanes, threshold 0.2 × 0.5 × 6 × 6 = 3.6 veh within 6 s) discharges; E_T waits
+    busy = DetectorState.from_mappings(
+        ix, queue={"N_T": 8, "E_T": 3}, expected={"N_T": 5, "S_T": 1}
+    )
+    for _ in range(40):
+        st = ctl.step(1.0, busy)
+        assert (st.interval, st.phase_name) == ("green", "NS_T")
+    thin = DetectorState.from_mappings(ix, queue={"N_T": 8, "E_T": 3}, expected={"N_T": 3})
+    seen = [ctl.step(1.0, thin) for _ in range(12)]
+    assert seen[0].interval == "yellow"
+    # NS_L has no demand: the next green in the cyclic order is EW_T, after full clearance
+    greens = [s.phase_name for s in seen if s.interval == "green"]
+    assert greens and set(greens) == {"EW_T"}
+    assert sum(s.interval == "yellow" for s in seen) == 4
+    # a left phase is cut at 30 s although it still discharges efficiently
+    left = DetectorState.from_mappings(
+        ix, queue={"E_L": 9, "N_T": 2}, expected={"E_L": 5, "E_T": 0}
+    )
+    sts = [ctl.step(1.0, left) for _ in range(80)]
+    runs, cur = [], 0
+    for s in sts:
+        if s.interval == "green" and s.phase_name == "EW_L":
+            cur += 1
+        elif cur:
+            runs.append(cur)
+            cur = 0
+    assert runs and 29 <= max(runs) <= 31
+    with pytest.raises(InputError):
+        ctl.step(1.0, DetectorState.from_mappings(ix, queue={"N_T": 1}))
+    d = CyclicGapController(ix).decide(thin, "NS_T", 20.0)
+    assert d.target_name == "EW_T" and d.calls[ix.phase_index("NS_L")] is False
 
 
 def test_preemption_keeps_clearance(ix):

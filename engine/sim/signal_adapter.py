@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.sim.controllers import JunctionMeasurement
-from engine.sim.runner import movement_id
+from engine.sim.runner import movement_id, stage_lanes
 from engine.sim.scenarios import Junction
 
 YELLOW_S = 3.4
@@ -67,7 +67,14 @@ class SignalDriver:
         ix = intersection(j, **opts)
         self.ix = ix
         ctl_params = {k: v for k, v in params.items() if k != "intersection"}
-        if kind == "pressure-actuated":
+        self.horizon_s = float(ctl_params.get("horizon_s", 6.0))
+        if kind == "cyclic-gap":
+            # lanes per phase as SUMO builds them (right turns share the outer through lane)
+            if "phase_lanes" not in ctl_params:
+                by_stage = dict(zip(j.stage_names, stage_lanes(j), strict=True))
+                ctl_params["phase_lanes"] = [len(by_stage[p]) for p in ix.phase_names]
+            ctl = S.CyclicGapController(ix, **ctl_params)
+        elif kind == "pressure-actuated":
             ctl = S.PressureActuatedController(ix, **ctl_params)
         elif kind == "max-pressure":
             ctl = S.MaxPressureController(ix, **ctl_params)
@@ -94,19 +101,25 @@ class SignalDriver:
         appr = np.zeros(n)
         gap = np.full(n, np.inf)
         arrivals = np.zeros(n)
+        expected = np.zeros(n)
         for i, mv in enumerate(self.mov):
             tr = m.movements.get(mv)
             if tr is not None and len(tr.dist):
                 stopped = tr.speed < STOPPED_MPS
                 queue[i] = float(tr.weight[stopped].sum())
                 appr[i] = float(tr.weight[~stopped].sum())
+                # time to the stop line: moving at its speed; halted after a 1 s start-up
+                # at a 6 m/s discharge speed (as engine.sim.controllers.CyclicGap)
+                d = np.maximum(tr.dist, 0.0)
+                eta = np.where(stopped, 1.0 + d / 6.0, d / np.maximum(tr.speed, 0.1))
+                expected[i] = float(tr.weight[eta <= self.horizon_s].sum())
                 if np.any((~stopped) & (tr.dist <= GAP_ZONE_M) & (tr.weight > 0.3)):
                     self.last_seen[mv] = m.t
             gap[i] = m.t - self.last_seen[mv]
             c = m.movement_counts.get(mv, 0.0)
             arrivals[i] = max(0.0, c - self.prev_counts.get(mv, 0.0))
             self.prev_counts[mv] = c
-        return self.S.DetectorState(queue, appr, gap, None, arrivals)
+        return self.S.DetectorState(queue, appr, gap, None, arrivals, expected)
 
     def drive(self, tc, m: JunctionMeasurement, dt: float) -> None:
         st = self.sc.step(dt, self.detector_state(m))

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         gap_s: Some(&g[j * n..(j + 1) * n]),
         downstream: None,
         arrivals: None,
+        expected: None,
     };
 
     let mut grp = c.benchmark_group("signal_decisions");

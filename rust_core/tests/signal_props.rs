@@ -16,8 +16,9 @@ use citystream_core::signal::model::{
 };
 use citystream_core::signal::plan::{self, AdaptiveParams, AdaptivePlanner};
 use citystream_core::signal::{
-    FixedTimeController, GreenWaveCorridor, MaxPressureController, MaxPressureParams,
-    PressureActuatedController, PressureActuatedParams, SignalController, Strategy as Ctl,
+    CyclicGapController, CyclicGapParams, FixedTimeController, GreenWaveCorridor,
+    MaxPressureController, MaxPressureParams, PressureActuatedController, PressureActuatedParams,
+    SignalController, Strategy as Ctl,
 };
 use proptest::prelude::*;
 
@@ -401,7 +402,7 @@ proptest! {
     #[test]
     fn controllers_never_unsafe(
         ix in any_intersection(),
-        kind in 0u8..5,
+        kind in 0u8..6,
         beta in 0.0f64..2.0,
         margin in 0.0f64..10.0,
         cyclic in any::<bool>(),
@@ -420,6 +421,7 @@ proptest! {
                 Ctl::Fixed(FixedTimeController::from_plan(ix.clone(), &p, margin * 7.0).unwrap())
             }
             3 => Ctl::Adaptive(Box::new(AdaptiveFollower::new(ix.clone(), AdaptiveParams::default(), &vec![300.0; n]).unwrap())),
+            5 => Ctl::CyclicGap(CyclicGapController::new(ix.clone(), CyclicGapParams { max_green_through_s: 10.0 + margin * 5.0, max_green_left_s: margin * 3.0, efficiency: beta * 0.3, ..Default::default() }).unwrap()),
             _ => Ctl::Manual,
         };
         let mut sc = SignalController::new(ix.clone(), strategy, 0).unwrap();
@@ -433,7 +435,8 @@ proptest! {
             let a: Vec<f64> = (0..n).map(|m| (d[(m + 5) % 16] % 4) as f64).collect();
             let g: Vec<f64> = (0..n).map(|m| if d[(m + 9) % 16] == 0 { f64::INFINITY } else { d[(m + 9) % 16] as f64 * 0.7 }).collect();
             let r: Vec<f64> = (0..n).map(|m| (d[(m + 3) % 16] % 2) as f64).collect();
-            let det = DetectorState { queue: &q, approaching: &a, gap_s: Some(&g), downstream: None, arrivals: Some(&r) };
+            let e: Vec<f64> = (0..n).map(|m| (d[(m + 7) % 16] % 5) as f64 * 0.5).collect();
+            let det = DetectorState { queue: &q, approaching: &a, gap_s: Some(&g), downstream: None, arrivals: Some(&r), expected: Some(&e) };
             let pre = sc.machine.preempting().is_some();
             let manual = if kind == 4 { Some(d[0] as usize % np) } else { None };
             sc.step(*dt as f64 / 1000.0, Some(&det), manual).unwrap();

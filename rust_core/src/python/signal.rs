@@ -16,9 +16,9 @@ use crate::signal::model::{
 };
 use crate::signal::plan::{self, AdaptiveParams, AdaptivePlanner, Plan};
 use crate::signal::{
-    DetectorState, FixedTimeController, GreenWaveCorridor, GreenWaveResult, MaxPressureController,
-    MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
-    Strategy,
+    CyclicGapController, CyclicGapParams, DetectorState, FixedTimeController, GreenWaveCorridor,
+    GreenWaveResult, MaxPressureController, MaxPressureParams, PressureActuatedController,
+    PressureActuatedParams, SignalController, Strategy,
 };
 
 fn sig(msg: impl Into<String>) -> PyErr {
@@ -502,6 +502,7 @@ impl PyAdaptivePlanner {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn detector<'a>(
     n: usize,
     queue: &'a Option<PyReadonlyArray1<'_, f64>>,
@@ -509,6 +510,7 @@ fn detector<'a>(
     gap: &'a Option<PyReadonlyArray1<'_, f64>>,
     downstream: &'a Option<PyReadonlyArray1<'_, f64>>,
     arrivals: &'a Option<PyReadonlyArray1<'_, f64>>,
+    expected: &'a Option<PyReadonlyArray1<'_, f64>>,
     zeros: &'a [f64],
 ) -> PyResult<Option<DetectorState<'a>>> {
     let _ = n;
@@ -522,7 +524,8 @@ fn detector<'a>(
         opt("downstream", downstream)?,
         opt("arrivals", arrivals)?,
     );
-    if q.is_none() && a.is_none() && g.is_none() && d.is_none() && r.is_none() {
+    let e = opt("expected", expected)?;
+    if q.is_none() && a.is_none() && g.is_none() && d.is_none() && r.is_none() && e.is_none() {
         return Ok(None);
     }
     Ok(Some(DetectorState {
@@ -531,6 +534,7 @@ fn detector<'a>(
         gap_s: g,
         downstream: d,
         arrivals: r,
+        expected: e,
     }))
 }
 
@@ -594,8 +598,17 @@ macro_rules! controller_decide {
         let zeros = vec![0.0; ix.n_movements()];
         let (q, a) = (Some($queue), Some($approaching));
         let none = None;
-        let det = detector(ix.n_movements(), &q, &a, &$gap, &$downstream, &none, &zeros)?
-            .expect("queue given");
+        let det = detector(
+            ix.n_movements(),
+            &q,
+            &a,
+            &$gap,
+            &$downstream,
+            &none,
+            &none,
+            &zeros,
+        )?
+        .expect("queue given");
         let dec = $self.inner.decide_checked(&st, &det)?;
         Ok((dec.target, dec.pressures.into_pyarray($py), dec.calls))
     }};
@@ -721,6 +734,74 @@ impl PyPressureActuated {
     }
 }
 
+/// The cyclic gap-out controller (cyclic order, skip uncalled phases, end a green when the
+/// vehicles expected at the stop line within h s fall below a share of saturation flow).
+#[pyclass(name = "CyclicGapController", module = "engine._core")]
+#[derive(Clone)]
+pub struct PyCyclicGap {
+    inner: CyclicGapController,
+}
+
+#[pymethods]
+impl PyCyclicGap {
+    #[new]
+    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.2, lane_sat_vps=0.5, min_call_veh=0.5, phase_lanes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ix: &PyIntersection,
+        max_green_through_s: f64,
+        max_green_left_s: f64,
+        horizon_s: f64,
+        efficiency: f64,
+        lane_sat_vps: f64,
+        min_call_veh: f64,
+        phase_lanes: Option<Vec<f64>>,
+    ) -> PyResult<Self> {
+        let p = CyclicGapParams {
+            max_green_through_s,
+            max_green_left_s,
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+            phase_lanes,
+        };
+        Ok(PyCyclicGap {
+            inner: CyclicGapController::new(ix.inner.clone(), p)?,
+        })
+    }
+    /// Returns (target or None, demand per phase, calls per phase).
+    #[pyo3(signature = (phase, elapsed, queue, approaching, expected, interval="green", now=0.0))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn decide<'py>(
+        &mut self,
+        py: Python<'py>,
+        phase: usize,
+        elapsed: f64,
+        queue: PyReadonlyArray1<'py, f64>,
+        approaching: PyReadonlyArray1<'py, f64>,
+        expected: PyReadonlyArray1<'py, f64>,
+        interval: &str,
+        now: f64,
+    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
+        let ix = self.inner.ix.clone();
+        if phase >= ix.n_phases() {
+            return Err(sig(format!(
+                "intersection '{}': phase {} does not exist",
+                ix.id, phase
+            )));
+        }
+        let st = view(phase, elapsed, interval, now)?;
+        let zeros = vec![0.0; ix.n_movements()];
+        let (q, a, e) = (Some(queue), Some(approaching), Some(expected));
+        let none = None;
+        let det = detector(ix.n_movements(), &q, &a, &none, &none, &none, &e, &zeros)?
+            .expect("queue given");
+        let dec = self.inner.decide_checked(&st, &det)?;
+        Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
+    }
+}
+
 /// Fixed-time (coordinated) plan follower.
 #[pyclass(name = "FixedTimeController", module = "engine._core")]
 #[derive(Clone)]
@@ -795,13 +876,15 @@ impl PySignalController {
                     Strategy::MaxPressure(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyPressureActuated>() {
                     Strategy::PressureActuated(c.borrow().inner.clone())
+                } else if let Ok(c) = c.cast::<PyCyclicGap>() {
+                    Strategy::CyclicGap(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyFixedTime>() {
                     Strategy::Fixed(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyAdaptiveController>() {
                     Strategy::Adaptive(Box::new(c.borrow().inner.clone()))
                 } else {
                     return Err(CoreError::input(
-                        "controller must be a MaxPressureController, PressureActuatedController, FixedTimeController, AdaptiveController or None",
+                        "controller must be a MaxPressureController, PressureActuatedController, CyclicGapController, FixedTimeController, AdaptiveController or None",
                     )
                     .into());
                 }
@@ -819,6 +902,7 @@ impl PySignalController {
         match &strategy {
             Strategy::MaxPressure(c) => check_ix(&c.ix)?,
             Strategy::PressureActuated(c) => check_ix(&c.ix)?,
+            Strategy::CyclicGap(c) => check_ix(&c.ix)?,
             Strategy::Fixed(c) => check_ix(&c.ix)?,
             Strategy::Adaptive(c) => check_ix(&c.planner.ix)?,
             Strategy::Manual => {}
@@ -830,7 +914,7 @@ impl PySignalController {
     }
 
     /// Advance `dt` seconds with the detector state measured now; returns the status dict.
-    #[pyo3(signature = (dt, queue=None, approaching=None, gap=None, downstream=None, arrivals=None, request=None))]
+    #[pyo3(signature = (dt, queue=None, approaching=None, gap=None, downstream=None, arrivals=None, request=None, expected=None))]
     #[allow(clippy::too_many_arguments)]
     fn step<'py>(
         &mut self,
@@ -842,6 +926,7 @@ impl PySignalController {
         downstream: Option<PyReadonlyArray1<'py, f64>>,
         arrivals: Option<PyReadonlyArray1<'py, f64>>,
         request: Option<&Bound<'py, PyAny>>,
+        expected: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let req = match request {
             None => None,
@@ -860,6 +945,7 @@ impl PySignalController {
             &gap,
             &downstream,
             &arrivals,
+            &expected,
             &self.zeros,
         )?;
         let st = self.inner.step(dt, det.as_ref(), req)?;
@@ -940,6 +1026,7 @@ impl PySignalController {
         match &self.inner.strategy {
             Strategy::MaxPressure(c) => Some(c.pressures.clone()),
             Strategy::PressureActuated(c) => Some(c.pressures.clone()),
+            Strategy::CyclicGap(c) => Some(c.demand.clone()),
             _ => None,
         }
     }
@@ -1081,6 +1168,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyAdaptivePlanner>()?;
     m.add_class::<PyMaxPressure>()?;
     m.add_class::<PyPressureActuated>()?;
+    m.add_class::<PyCyclicGap>()?;
     m.add_class::<PyFixedTime>()?;
     m.add_class::<PyAdaptiveController>()?;
     m.add_class::<PySignalController>()?;

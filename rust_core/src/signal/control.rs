@@ -15,11 +15,15 @@
 //!   still-busy green only when the waiting pressure clearly outweighs what the green still
 //!   serves (switching costs a clearance), and never lets a called phase wait beyond a
 //!   maximum wait.
+//! * [`CyclicGapController`]: the phases in their cyclic order, skipping phases nobody
+//!   waits for; a green ends when the vehicles expected at the stop line within h seconds
+//!   fall below a share of saturation flow over h (its discharge has become inefficient)
+//!   while another phase is called, or at its maximum green (through / left).
 
 use std::sync::Arc;
 
 use super::machine::{Interval, SignalMachine, Status};
-use super::model::Intersection;
+use super::model::{Intersection, Turn};
 use super::plan::{AdaptiveParams, AdaptivePlanner, Plan};
 use crate::error::{CoreError, CoreResult};
 
@@ -36,6 +40,10 @@ pub struct DetectorState<'a> {
     pub downstream: Option<&'a [f64]>,
     /// Vehicles that arrived during this step (the adaptive follower counts flows from it).
     pub arrivals: Option<&'a [f64]>,
+    /// Vehicles expected to reach the stop line within the controller's horizon h (moving
+    /// ones: distance / speed ≤ h; halted ones: start-up + distance / discharge speed ≤ h).
+    /// Needed by [`CyclicGapController`]; the others ignore it.
+    pub expected: Option<&'a [f64]>,
 }
 
 impl DetectorState<'_> {
@@ -67,7 +75,8 @@ impl DetectorState<'_> {
         check("approaching", Some(self.approaching), false)?;
         check("gap_s", self.gap_s, true)?;
         check("downstream", self.downstream, false)?;
-        check("arrivals", self.arrivals, false)
+        check("arrivals", self.arrivals, false)?;
+        check("expected", self.expected, false)
     }
 }
 
@@ -377,6 +386,186 @@ impl PressureActuatedController {
 }
 
 // ---------------------------------------------------------------------------------------
+// Cyclic gap-out (the SUMO-evaluated hybrid)
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CyclicGapParams {
+    /// Maximum green of phases serving through traffic (s).
+    pub max_green_through_s: f64,
+    /// Maximum green of phases serving only left turns (s).
+    pub max_green_left_s: f64,
+    /// Horizon h (s) of the detector's `expected` count.
+    pub horizon_s: f64,
+    /// A green ends when expected(h) < efficiency × lane_sat_vps × lanes × h.
+    pub efficiency: f64,
+    /// Saturation flow per lane (veh/s).
+    pub lane_sat_vps: f64,
+    /// A phase is called by at least this many vehicles (queue + approaching) in range.
+    pub min_call_veh: f64,
+    /// Lanes per phase for the discharge threshold; None = Σ lanes of its vehicle movements.
+    /// (Give the real count when right turns share a through lane.)
+    pub phase_lanes: Option<Vec<f64>>,
+}
+
+/// Defaults: the configuration of `engine.sim.controllers.CyclicGap`, evaluated in SUMO.
+impl Default for CyclicGapParams {
+    fn default() -> Self {
+        CyclicGapParams {
+            max_green_through_s: 60.0,
+            max_green_left_s: 30.0,
+            horizon_s: 6.0,
+            efficiency: 0.2,
+            lane_sat_vps: 0.5,
+            min_call_veh: 0.5,
+            phase_lanes: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CyclicGapController {
+    pub ix: Arc<Intersection>,
+    pub params: CyclicGapParams,
+    /// Σ (queue + approaching) per phase at the last decision.
+    pub demand: Vec<f64>,
+    pub calls: Vec<bool>,
+    lanes: Vec<f64>,
+    left_only: Vec<bool>,
+}
+
+impl CyclicGapController {
+    pub fn new(ix: Arc<Intersection>, params: CyclicGapParams) -> CoreResult<Self> {
+        check_nonneg(&ix, "max_green_through_s", params.max_green_through_s)?;
+        check_nonneg(&ix, "max_green_left_s", params.max_green_left_s)?;
+        check_nonneg(&ix, "horizon_s", params.horizon_s)?;
+        check_nonneg(&ix, "efficiency", params.efficiency)?;
+        check_nonneg(&ix, "lane_sat_vps", params.lane_sat_vps)?;
+        check_nonneg(&ix, "min_call_veh", params.min_call_veh)?;
+        let np = ix.n_phases();
+        let lanes = match &params.phase_lanes {
+            Some(l) => {
+                if l.len() != np {
+                    return Err(CoreError::Signal(format!(
+                        "intersection '{}': phase_lanes has {} entries, expected {np} (one per phase)",
+                        ix.id,
+                        l.len()
+                    )));
+                }
+                for &x in l {
+                    check_nonneg(&ix, "phase_lanes", x)?;
+                }
+                l.clone()
+            }
+            None => ix
+                .phases
+                .iter()
+                .map(|ph| {
+                    ph.movements
+                        .iter()
+                        .filter(|&&m| !ix.movements[m].is_pedestrian())
+                        .map(|&m| ix.movements[m].lanes as f64)
+                        .sum::<f64>()
+                        .max(1.0)
+                })
+                .collect(),
+        };
+        let left_only = ix
+            .phases
+            .iter()
+            .map(|ph| {
+                let mut veh = ph
+                    .movements
+                    .iter()
+                    .filter(|&&m| !ix.movements[m].is_pedestrian())
+                    .peekable();
+                veh.peek().is_some() && veh.all(|&m| ix.movements[m].turn == Turn::Left)
+            })
+            .collect();
+        Ok(CyclicGapController {
+            ix,
+            params,
+            demand: vec![0.0; np],
+            calls: vec![false; np],
+            lanes,
+            left_only,
+        })
+    }
+
+    /// Maximum green the controller allows phase `p` (the machine's own maximum still applies).
+    pub fn max_green(&self, p: usize) -> f64 {
+        if self.left_only[p] {
+            self.params.max_green_left_s
+        } else {
+            self.params.max_green_through_s
+        }
+    }
+
+    /// Decide. Without `expected` in `d` the vehicles in range (queue + approaching) stand in
+    /// for it, which holds greens longer; [`Self::decide_checked`] and the
+    /// [`SignalController`] require it.
+    pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
+        let ix = &*self.ix;
+        let pr = &self.params;
+        for (p, ph) in ix.phases.iter().enumerate() {
+            let s: f64 = ph
+                .movements
+                .iter()
+                .map(|&m| d.queue[m] + d.approaching[m])
+                .sum();
+            self.demand[p] = s;
+            self.calls[p] = s > 0.0 && s >= pr.min_call_veh;
+        }
+        if st.interval != Interval::Green || st.elapsed_s < ix.phases[st.phase].min_green {
+            return None;
+        }
+        let cur = st.phase;
+        let mut next = cur;
+        for _ in 0..ix.n_phases() {
+            next = ix.next_in_order(next);
+            if next == cur || self.calls[next] {
+                break;
+            }
+        }
+        if next == cur || !self.calls[next] {
+            return None; // nobody else waits: rest in green
+        }
+        let served: f64 = ix.phases[cur]
+            .movements
+            .iter()
+            .map(|&m| match d.expected {
+                Some(e) => e[m],
+                None => d.queue[m] + d.approaching[m],
+            })
+            .sum();
+        let threshold = pr.efficiency * pr.lane_sat_vps * self.lanes[cur] * pr.horizon_s;
+        if st.elapsed_s >= self.max_green(cur) || served < threshold {
+            return Some(next);
+        }
+        None
+    }
+
+    pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
+        d.validate(&self.ix)?;
+        require_expected(d)?;
+        let target = self.decide(st, d);
+        Ok(Decision {
+            target,
+            pressures: self.demand.clone(),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+fn require_expected(d: &DetectorState) -> CoreResult<()> {
+    if d.expected.is_none() {
+        return Err(CoreError::Input(
+            "the cyclic gap controller needs detector 'expected' (vehicles reaching the stop line within its horizon) every step".into(),
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // Fixed-time (coordinated) and adaptive plan following
 
 /// Follows fixed greens in the cyclic order, locked to the clock: phase `order[0]`'s green
@@ -518,6 +707,7 @@ pub enum Strategy {
     Adaptive(Box<AdaptiveFollower>),
     MaxPressure(MaxPressureController),
     PressureActuated(PressureActuatedController),
+    CyclicGap(CyclicGapController),
 }
 
 /// A controller strategy driving the safety state machine.
@@ -579,6 +769,13 @@ impl SignalController {
             Strategy::PressureActuated(c) => {
                 need(det)?;
                 let r = c.decide(&st, det.expect("checked"));
+                (r, Some(&c.calls[..]))
+            }
+            Strategy::CyclicGap(c) => {
+                need(det)?;
+                let d = det.expect("checked");
+                require_expected(d)?;
+                let r = c.decide(&st, d);
                 (r, Some(&c.calls[..]))
             }
         };
@@ -643,6 +840,7 @@ pub fn bench_decisions(
             gap_s: Some(&g[j * nm..(j + 1) * nm]),
             downstream: None,
             arrivals: None,
+            expected: None,
         };
         let st = Status {
             now_s: i as f64,
@@ -683,4 +881,98 @@ pub fn bench_replans(ix: Arc<Intersection>, n: usize, seed: u64) -> CoreResult<f
     let dt = t0.elapsed().as_secs_f64();
     std::hint::black_box(acc);
     Ok(dt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::model::FourArmOptions;
+
+    fn green(phase: usize, elapsed_s: f64) -> Status {
+        Status {
+            now_s: 100.0,
+            phase,
+            next_phase: None,
+            interval: Interval::Green,
+            elapsed_s,
+            remaining_s: 0.0,
+            preempting: false,
+            changed: false,
+            held_by_min_green: false,
+        }
+    }
+
+    // movements: N_L N_T N_R E_L E_T E_R S_L S_T S_R W_L W_T W_R; phases NS_T NS_L EW_T EW_L
+    #[test]
+    fn cyclic_gap_gaps_out_skips_uncalled_and_caps_lefts() {
+        let ix =
+            Arc::new(Intersection::standard_four_arm("t", &FourArmOptions::default()).unwrap());
+        let mut c = CyclicGapController::new(ix.clone(), CyclicGapParams::default()).unwrap();
+        let mut q = vec![0.0; 12];
+        let a = vec![0.0; 12];
+        let mut e = vec![0.0; 12];
+        q[4] = 3.0; // E_T waits
+        let det = |q: &[f64], e: &[f64]| -> (Vec<f64>, Vec<f64>) { (q.to_vec(), e.to_vec()) };
+        // NS_T has 6 lanes: threshold 0.2 × 0.5 × 6 × 6 = 3.6 vehicles within 6 s
+        e[1] = 4.0;
+        q[1] = 4.0;
+        let (qq, ee) = det(&q, &e);
+        let d = DetectorState {
+            queue: &qq,
+            approaching: &a,
+            gap_s: None,
+            downstream: None,
+            arrivals: None,
+            expected: Some(&ee),
+        };
+        assert_eq!(
+            c.decide(&green(0, 15.0), &d),
+            None,
+            "efficient discharge holds"
+        );
+        assert_eq!(
+            c.decide(&green(0, 60.0), &d),
+            Some(2),
+            "max green (through)"
+        );
+        assert_eq!(c.decide(&green(0, 5.0), &d), None, "min green");
+        e[1] = 3.0;
+        let (qq, ee) = det(&q, &e);
+        let d = DetectorState {
+            queue: &qq,
+            approaching: &a,
+            expected: Some(&ee),
+            ..d
+        };
+        // NS_L has no demand: skipped in the cyclic order
+        assert_eq!(c.decide(&green(0, 15.0), &d), Some(2));
+        // a left phase is capped at 30 s even while it discharges efficiently
+        let mut q2 = q.clone();
+        q2[0] = 5.0;
+        let mut e2 = e.clone();
+        e2[0] = 5.0;
+        let d2 = DetectorState {
+            queue: &q2,
+            approaching: &a,
+            expected: Some(&e2),
+            ..d
+        };
+        assert_eq!(c.decide(&green(1, 29.0), &d2), None);
+        assert_eq!(c.decide(&green(1, 30.0), &d2), Some(2));
+        // nobody else called: rest in green although nothing discharges
+        let z = vec![0.0; 12];
+        let d3 = DetectorState {
+            queue: &z,
+            approaching: &z,
+            expected: Some(&z),
+            ..d
+        };
+        assert_eq!(c.decide(&green(0, 90.0), &d3), None);
+        // the checked path requires `expected`
+        let d4 = DetectorState {
+            expected: None,
+            ..d
+        };
+        assert!(c.decide_checked(&green(0, 15.0), &d4).is_err());
+    }
 }
