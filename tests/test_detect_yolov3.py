@@ -45,7 +45,13 @@ def darknet_files(model_path: Path) -> tuple[str, Path]:
     src = extract_sources(entry.source)
     cfg = next(p for k, p in src.items() if k.endswith(".cfg"))
     weights = next(p for k, p in src.items() if k.endswith(".weights"))
-    return cfg.read_text(), weights
+    text = cfg.read_text()
+    masks = entry.builder_args.get("yolo_masks")
+    if masks:  # the registry corrects the packaged cfg's anchor masks (see the builder)
+        from models.build_yolo_darknet import override_yolo_masks
+
+        text = override_yolo_masks(text, masks)
+    return text, weights
 
 
 def read_frames(indices: list[int]) -> dict[int, np.ndarray]:
@@ -216,3 +222,30 @@ def test_people_count_over_the_clip(model_path: Path) -> None:
     ]
     assert 4.0 <= float(np.mean(counts)) <= 10.0, counts
     assert min(counts) >= 2, counts
+
+
+def test_boxes_fit_hand_labelled_extents(model_path: Path) -> None:
+    """Box SIZE, not just position: extents hand-labelled on vtest frame 300 (a walking
+    person by the lamp post, the parked white van). With wrong anchor masks every box came
+    out about half size while still containing the object's centre."""
+    from engine.config import DetectorConfig
+    from engine.detector import Detector
+
+    frame = read_frames([300])[300]
+    det = Detector(DetectorConfig(model=str(model_path), kind="yolov3"))
+    d = det.detect(frame)
+
+    def best_iou(box: list[float], cls: set[int]) -> float:
+        best = 0.0
+        for b, c in zip(d.xyxy, d.class_ids, strict=True):
+            if int(c) not in cls:
+                continue
+            ix = max(0.0, min(b[2], box[2]) - max(b[0], box[0]))
+            iy = max(0.0, min(b[3], box[3]) - max(b[1], box[1]))
+            inter = ix * iy
+            union = (b[2] - b[0]) * (b[3] - b[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
+            best = max(best, inter / union)
+        return best
+
+    assert best_iou([316, 213, 348, 292], {0}) >= 0.6  # person (RoadClass.PERSON)
+    assert best_iou([649, 43, 723, 99], {2, 5}) >= 0.6  # van: car or truck
