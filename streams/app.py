@@ -546,15 +546,19 @@ class StreamApp:
         key = f"{cam}:{c['track_id']}:{c['line_id']}"
         ws = self._window(float(c["ts"]))
         clk = self._clock(cam)
-        if self.seen.get(key) is not None:
-            self.metrics.inc("citystream_duplicates_total", camera=cam)
-            return
         if ws < clk["closed"]:
             self.metrics.inc("citystream_late_crossings_total", camera=cam)
             return
-        self.seen[key] = ws
         akey = f"{cam}|{ws}"
-        acc = self.flow_acc.get(akey) or {
+        # Dedupe against the window's own accumulator, not only the seen-keys table: a
+        # worker killed between the two changelog writes may have persisted the key in one
+        # and not the other. The accumulator is what the count comes from, so it decides.
+        prev = self.flow_acc.get(akey)
+        if prev is not None and key in prev.get("keys", ()):
+            self.metrics.inc("citystream_duplicates_total", camera=cam)
+            return
+        self.seen[key] = ws
+        acc = prev or {
             "cam": cam,
             "ws": ws,
             "lines": {},
