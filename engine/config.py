@@ -22,6 +22,18 @@ from engine.errors import ConfigError
 Point = tuple[float, float]
 
 
+def validate_section(model: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:
+    """Validate `data` (a TOML table) with `model`; a failure raises ConfigError naming the
+    file, the dotted key (under `prefix`, e.g. "crowd") and what was expected. Every
+    section owner (plates, crowd, flow, signals, streams) validates through this."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(p for p in [prefix, *(str(x) for x in err["loc"])] if p) or "<root>"
+        raise ConfigError(source, key, err["msg"], err.get("input")) from None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -172,12 +184,7 @@ class SiteConfig(_Strict):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<memory>") -> SiteConfig:
-        try:
-            cfg = cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = ".".join(str(x) for x in err["loc"]) or "<root>"
-            raise ConfigError(source, key, err["msg"], err.get("input")) from None
+        cfg = validate_section(cls, data, source)
         cfg.source = source
         return cfg
 

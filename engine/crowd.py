@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine import _core
-from engine.config import SiteConfig
+from engine.config import SiteConfig, validate_section
 from engine.errors import ConfigError, FrameError, ModelError
 from engine.records import Alert, FrameResult
 
@@ -389,12 +389,7 @@ class CrowdStage:
     def from_config(
         cls, site: SiteConfig, detector: Any = None, estimator: CrowdEstimator | None = None
     ) -> CrowdStage:
-        try:
-            cfg = CrowdConfig.model_validate(site.crowd)
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = "crowd." + ".".join(str(x) for x in err["loc"])
-            raise ConfigError(site.source, key, err["msg"], err.get("input")) from None
+        cfg = validate_section(CrowdConfig, site.crowd, site.source, "crowd")
         return cls(cfg, site, estimator, detector)
 
     def _zones_for(self, cam: str, w: int, h: int) -> tuple[list[str], list[np.ndarray], Any]:

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import _core
-from engine.errors import ConfigError, InputError
+from engine.config import validate_section
+from engine.errors import InputError
 from engine.records import FrameResult, LineCrossing, Observation
 
 Point = tuple[float, float]
@@ -114,14 +115,7 @@ class FlowConfig(_Strict):
     @classmethod
     def from_site(cls, site: Any) -> FlowConfig:
         """Validate `site.flow` (a SiteConfig's raw `[flow]` table); errors name the file."""
-        try:
-            return cls.model_validate(site.flow)
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = "flow." + ".".join(str(x) for x in err["loc"]) if err["loc"] else "flow"
-            raise ConfigError(
-                getattr(site, "source", "<memory>"), key, err["msg"], err.get("input")
-            ) from None
+        return validate_section(cls, site.flow, getattr(site, "source", "<memory>"), "flow")
 
 
 class FlowEstimator:

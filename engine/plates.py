@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine import _core
-from engine.config import SiteConfig
-from engine.errors import ConfigError, FrameError, ModelError, PlateError
+from engine.config import SiteConfig, validate_section
+from engine.errors import FrameError, ModelError, PlateError
 from engine.records import FrameResult
 
 if TYPE_CHECKING:
@@ -423,12 +423,7 @@ class PlateStage:
 
     @classmethod
     def from_config(cls, site: SiteConfig, reader: PlateReader | None = None) -> PlateStage:
-        try:
-            cfg = PlateConfig.model_validate(site.plates)
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = "plates." + ".".join(str(x) for x in err["loc"])
-            raise ConfigError(site.source, key, err["msg"], err.get("input")) from None
+        cfg = validate_section(PlateConfig, site.plates, site.source, "plates")
         return cls(cfg, site, reader)
 
     def _token(self, text: str) -> str:

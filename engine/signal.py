@@ -59,9 +59,10 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import _core
+from engine.config import validate_section
 from engine.errors import ConfigError, InputError, SignalConstraintError
 
 __all__ = [
@@ -206,13 +207,7 @@ class CorridorConfig(_Strict):
         return self
 
 
-def _validate(model: type[BaseModel], data: Any, source: str, prefix: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join([prefix, *(str(x) for x in err["loc"])])
-        raise ConfigError(source, key, err["msg"], err.get("input")) from None
+_validate = validate_section
 
 
 def load_intersections(site: Any) -> dict[str, Intersection]:

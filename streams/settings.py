@@ -14,10 +14,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from engine.config import SiteConfig
-from engine.errors import ConfigError
+from engine.config import SiteConfig, validate_section
 
 TOPICS = ("frames", "observations", "crossings", "flows", "signal-plans", "alerts", "dead-letters")
 
@@ -75,12 +74,7 @@ class StreamSettings(BaseModel):
     def from_site(cls, config: SiteConfig, **overrides: Any) -> StreamSettings:
         data = dict(config.streams)
         data.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = "streams." + ".".join(str(x) for x in err["loc"])
-            raise ConfigError(config.source, key, err["msg"], err.get("input")) from None
+        return validate_section(cls, data, config.source, "streams")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
