@@ -21,34 +21,16 @@ type LineArg = ((f64, f64), (f64, f64), Option<Vec<i32>>, Option<f64>);
 impl CameraAnalyticsCore {
     /// `lines`: list of (a, b, class_ids | None, margin_px | None) with a, b = (x, y) pixels;
     /// `zones`: list of float64 (K, 2) polygons in pixels; `homography`: image→road map.
+    /// Keyword arguments after these: the tracker settings (`high_threshold=…`, …).
     #[new]
-    #[pyo3(signature = (lines=Vec::new(), zones=Vec::new(), homography=None, *, high_threshold=0.5,
-                        low_threshold=0.1, new_track_threshold=0.6, match_iou=0.2, min_hits=3,
-                        max_lost_s=1.5, speed_window_s=1.0, class_mismatch_cost=0.3))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (lines=Vec::new(), zones=Vec::new(), homography=None, **tracker))]
     fn new(
         lines: Vec<LineArg>,
         zones: Vec<PyReadonlyArray2<'_, f64>>,
         homography: Option<PyRef<'_, Homography>>,
-        high_threshold: f32,
-        low_threshold: f32,
-        new_track_threshold: f32,
-        match_iou: f32,
-        min_hits: u32,
-        max_lost_s: f64,
-        speed_window_s: f64,
-        class_mismatch_cost: f32,
+        tracker: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let cfg = tracker_config(
-            high_threshold,
-            low_threshold,
-            new_track_threshold,
-            match_iou,
-            min_hits,
-            max_lost_s,
-            speed_window_s,
-            class_mismatch_cost,
-        )?;
+        let cfg = tracker_config(tracker)?;
         let lines = lines
             .into_iter()
             .map(|(a, b, classes, margin_px)| LineSpec {

@@ -56,27 +56,32 @@ pub(crate) fn boxes_to_py<'py>(
         .into_pyarray(py))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn tracker_config(
-    high_threshold: f32,
-    low_threshold: f32,
-    new_track_threshold: f32,
-    match_iou: f32,
-    min_hits: u32,
-    max_lost_s: f64,
-    speed_window_s: f64,
-    class_mismatch_cost: f32,
-) -> PyResult<TrackerConfig> {
-    let c = TrackerConfig {
-        high_threshold,
-        low_threshold,
-        new_track_threshold,
-        match_iou,
-        min_hits,
-        max_lost_s,
-        speed_window_s,
-        class_mismatch_cost,
-    };
+/// The tracker settings from Python keyword arguments (`high_threshold=…`, `min_hits=…`;
+/// the names of [`TrackerConfig`]'s fields, defaults from `TrackerConfig::default()`),
+/// validated. One parser for `Tracker` and `CameraAnalyticsCore`; an unknown name is a
+/// `TypeError` naming it.
+pub(crate) fn tracker_config(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<TrackerConfig> {
+    let mut c = TrackerConfig::default();
+    if let Some(kw) = kwargs {
+        for (k, v) in kw.iter() {
+            let key: String = k.extract()?;
+            match key.as_str() {
+                "high_threshold" => c.high_threshold = v.extract()?,
+                "low_threshold" => c.low_threshold = v.extract()?,
+                "new_track_threshold" => c.new_track_threshold = v.extract()?,
+                "match_iou" => c.match_iou = v.extract()?,
+                "min_hits" => c.min_hits = v.extract()?,
+                "max_lost_s" => c.max_lost_s = v.extract()?,
+                "speed_window_s" => c.speed_window_s = v.extract()?,
+                "class_mismatch_cost" => c.class_mismatch_cost = v.extract()?,
+                _ => {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "unexpected tracker keyword argument {key:?}"
+                    )))
+                }
+            }
+        }
+    }
     c.validate()?;
     Ok(c)
 }
@@ -90,32 +95,12 @@ pub struct Tracker {
 
 #[pymethods]
 impl Tracker {
+    /// Keyword arguments: the tracker settings (see `tracker_config`).
     #[new]
-    #[pyo3(signature = (high_threshold=0.5, low_threshold=0.1, new_track_threshold=0.6, match_iou=0.2,
-                        min_hits=3, max_lost_s=1.5, speed_window_s=1.0, class_mismatch_cost=0.3))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        high_threshold: f32,
-        low_threshold: f32,
-        new_track_threshold: f32,
-        match_iou: f32,
-        min_hits: u32,
-        max_lost_s: f64,
-        speed_window_s: f64,
-        class_mismatch_cost: f32,
-    ) -> PyResult<Self> {
-        let cfg = tracker_config(
-            high_threshold,
-            low_threshold,
-            new_track_threshold,
-            match_iou,
-            min_hits,
-            max_lost_s,
-            speed_window_s,
-            class_mismatch_cost,
-        )?;
+    #[pyo3(signature = (**tracker))]
+    fn new(tracker: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         Ok(Tracker {
-            inner: track::Tracker::new(cfg)?,
+            inner: track::Tracker::new(tracker_config(tracker)?)?,
         })
     }
 
@@ -140,38 +125,24 @@ impl Tracker {
             .filter(|o| o.confirmed)
             .collect();
         let dict = PyDict::new(py);
-        dict.set_item(
-            "ids",
+        fn col<'py, T: numpy::Element>(
+            py: Python<'py>,
+            outs: &[&track::TrackOut],
+            f: impl Fn(&track::TrackOut) -> T,
+        ) -> Bound<'py, numpy::PyArray1<T>> {
             outs.iter()
-                .map(|o| o.id)
-                .collect::<Vec<u64>>()
-                .into_pyarray(py),
-        )?;
+                .map(|o| f(o))
+                .collect::<Vec<T>>()
+                .into_pyarray(py)
+        }
+        dict.set_item("ids", col(py, &outs, |o| o.id))?;
         dict.set_item(
             "xyxy",
             boxes_to_py(py, &outs.iter().map(|o| o.xyxy).collect::<Vec<_>>())?,
         )?;
-        dict.set_item(
-            "class_ids",
-            outs.iter()
-                .map(|o| o.class_id)
-                .collect::<Vec<i32>>()
-                .into_pyarray(py),
-        )?;
-        dict.set_item(
-            "scores",
-            outs.iter()
-                .map(|o| o.score)
-                .collect::<Vec<f32>>()
-                .into_pyarray(py),
-        )?;
-        dict.set_item(
-            "det_index",
-            outs.iter()
-                .map(|o| o.det_index)
-                .collect::<Vec<u32>>()
-                .into_pyarray(py),
-        )?;
+        dict.set_item("class_ids", col(py, &outs, |o| o.class_id))?;
+        dict.set_item("scores", col(py, &outs, |o| o.score))?;
+        dict.set_item("det_index", col(py, &outs, |o| o.det_index))?;
         Ok(dict)
     }
 
