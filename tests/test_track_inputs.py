@@ -55,6 +55,10 @@ def test_mismatched_lengths_are_input_errors():
 def test_bad_config_is_input_error():
     with pytest.raises(InputError):
         _core.Tracker(low_threshold=0.9, high_threshold=0.5)
+    with pytest.raises(TypeError, match="min_hitz"):
+        _core.Tracker(min_hitz=2)
+    with pytest.raises(TypeError, match="min_hitz"):
+        _core.CameraAnalyticsCore([], [], None, min_hitz=2)
     cam = CameraConfig(zones=[{"id": "z", "polygon": [(0, 0), (4, 4), (4, 0), (0, 4)]}])
     with pytest.raises(InputError, match="self-intersects"):
         CameraAnalytics("c", cam)
