@@ -9,12 +9,23 @@ Every record topic is written with an explicit partition derived from the camera
 and plans: the intersection), so a camera's frames, records and table state share one
 partition number and a worker owns whole cameras.
 
-Delivery: at-least-once with idempotent outputs. The structure agent acks a batch of frames
-only after its records are acknowledged by the broker, then stores per camera the last
-sequence emitted (a changelog-backed table). After a restart the tracker of a camera is
-rebuilt by replaying its frames from the partition (up to `replay_max_frames` messages),
-outputs suppressed, and outputs already emitted are not emitted again. Downstream, the
-flow table counts distinct crossing keys per window, so a duplicate never double-counts.
+Delivery: at-least-once with idempotent outputs, exact across a kill by construction:
+- Each agent processes every partition's records once and contiguously, whatever Faust
+  delivers (`_in_order`): re-delivered offsets are dropped, skipped ones are read again from
+  the partition. Faust 0.15.3 drops records fetched while it resumes after an assignment;
+  `_patch_faust_resume` narrows that, the gap filling makes it harmless.
+- The structure agent acks a batch of frames only after its records are acknowledged by the
+  broker, then checkpoints per camera the last sequence emitted (changelog table; Faust
+  flushes table writes before it commits offsets). A camera's tracker is rebuilt after a
+  restart by replaying the camera's frames from its first offset in the partition (up to
+  `replay_max_frames`), the same frames in the same order as before, so track ids and
+  crossings are the same; records above the checkpoint are emitted (again), keyed alike.
+- The flow agent counts a crossing once per window (keys kept in the window's accumulator,
+  one changelog record) and closes a window once: records acknowledged, then the clock that
+  says "closed" durable, then the accumulator deleted. An unexpected error in an agent exits
+  the process without committing (`_fatal`).
+Exactness bounds: frames skipped by backpressure (wall-clock lag) and trackers older than
+`replay_max_frames` frames are not reproduced by the replay.
 
     >>> sa = create_app(SiteConfig.from_toml("site.toml"), StreamSettings(), broker="kafka://h:9092")  # doctest: +SKIP
     >>> sa.app.main()  # doctest: +SKIP
@@ -46,6 +57,17 @@ from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS, StreamSettings, partiti
 
 log = logging.getLogger("citystream.streams")
 
+# Debugging aid: CITYSTREAM_TRACE=<file> appends one JSON line per frame structured, frame
+# replayed, checkpoint, crossing counted and window closed (the restart test sets it).
+_TRACE = os.environ.get("CITYSTREAM_TRACE")
+
+
+def _trace(**kw: Any) -> None:
+    if _TRACE:
+        with open(_TRACE, "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "t": time.time(), **kw}) + "\n")
+
+
 PCU = {"car": 1.0, "motorcycle": 0.5, "bicycle": 0.3, "bus": 2.0, "truck": 2.5, "person": 0.0}
 
 
@@ -69,7 +91,7 @@ def _event_context(event: Any):
     (inside a cross-partition batch the stream's current event is another one)."""
     from faust.streams import _current_event
 
-    token = _current_event.set(weakref.ref(event))
+    token = _current_event.set(weakref.ref(getattr(event, "ctx", event)))
     try:
         yield
     finally:
@@ -155,6 +177,74 @@ def _set_fetch_max_wait(ms: int) -> None:
     cls._create_worker_consumer = create  # type: ignore[method-assign]
 
 
+def _patch_faust_resume() -> None:
+    """Seek to the committed offsets BEFORE resuming the partitions after a rebalance.
+
+    faust-streaming 0.15.3 (`Recovery._resume_streams`) resumes the stream partitions, then
+    seeks them to their committed offsets, then resumes flow control, which clears the
+    agents' queues. Records fetched in between are put in a queue, dropped by that clear,
+    yet counted as read, so the stream silently skips them (seen after a restart under CPU
+    load: a worker resumed at offset 497, processed 497-498, then continued at 533). Here
+    the seek comes first, while the partitions are still paused, and the app is told the
+    offsets it resumes from (`app._cs_on_seek`) so that its agents can detect any gap."""
+    from faust.tables.recovery import Recovery
+
+    if getattr(Recovery, "_cs_patched", False):
+        return
+
+    async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+        app = self.app
+        consumer = app.consumer
+        await app.on_rebalance_complete.send()
+        assignment = consumer.assignment()
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+            hook = getattr(app, "_cs_on_seek", None)
+            if hook is not None:
+                hook(dict(consumer._read_offset))
+            consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        else:
+            self.log.info("Resuming streams with empty assignment")
+        self.completed.set()
+        self.log.info("Resuming flow...")
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    Recovery._cs_patched = True  # type: ignore[attr-defined]
+
+
+def _fatal(agent: str, exc: BaseException) -> None:
+    """Crash-only: an unexpected error inside an agent stops the process at once. Faust would
+    ack the failed events and commit them on a clean stop (losing them); a hard exit keeps
+    the committed offsets where they are, and the restarted worker resumes from there."""
+    log.critical("%s agent failed: %r; exiting without committing", agent, exc, exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+class _Refetched:
+    """A record read again from its partition to fill a gap in what Faust delivered; looks
+    like a Faust event to the agents (`.value`, `.message`), `ctx` is the real event after
+    the gap (same partition: table writes go to its changelog partition)."""
+
+    __slots__ = ("ctx", "message", "value")
+
+    def __init__(self, rec: Any, ctx: Any) -> None:
+        self.message = rec
+        self.value = rec.value
+        self.ctx = ctx
+
+
 class StreamApp:
     """The Faust app with its topics, tables and agents for one site."""
 
@@ -178,6 +268,7 @@ class StreamApp:
         wait = s.fetch_max_wait_ms or (EMBEDDED_FETCH_MAX_WAIT_MS if s.embedded_profile else None)
         if wait:
             _set_fetch_max_wait(wait)
+        _patch_faust_resume()
         self.app = faust.App(s.app_id, broker=broker, **s.faust_options())
         self._pipeline = pipeline
         self._load_detector = load_detector
@@ -185,6 +276,11 @@ class StreamApp:
         self._zdelta: dict[str, dict[str, Any]] = {}
         self._wm: dict[str, float] = {}
         self._replayer: Any = None
+        self._replay_lock = asyncio.Lock()
+        # (topic, partition) -> next offset an agent must process: re-deliveries below it are
+        # skipped, a jump above it is filled by reading the partition (see `_in_order`)
+        self._pos: dict[tuple[str, int], int] = {}
+        self._cam_partition: dict[str, int] = {}
         self._incidents = IncidentStage(config, s.incidents)
         self.planner = SignalPlanner(config)
 
@@ -214,8 +310,6 @@ class StreamApp:
         self.cameras = table("cs-cameras")
         # "camera|window_start" -> accumulator of one open flow window
         self.flow_acc = table("cs-flow-acc")
-        # crossing key -> window start: the distinct crossings counted (dedupe)
-        self.seen = table("cs-seen-crossings")
         # camera -> {"wm": watermark, "closed": windows closed below, "open": [...], "congested": {...}}
         self.clock = table("cs-flow-clock")
         # "intersection|window_start" -> lane flows gathered for a plan
@@ -224,6 +318,7 @@ class StreamApp:
         self.app.agent(self.frames, name="structure")(self._structure_agent)
         self.app.agent(self.observations, name="flow")(self._flow_agent)
         self.app.agent(self.flows, name="signal")(self._signal_agent)
+        self.app._cs_on_seek = self._on_seek  # type: ignore[attr-defined]
         self._cameras_by_intersection: dict[str, list[str]] = defaultdict(list)
         for cam_id, cam in config.cameras.items():
             if cam.intersection:
@@ -247,6 +342,10 @@ class StreamApp:
                 Path(ready_file).write_text(
                     json.dumps({"frames_partitions": frames, "ts": time.time()})
                 )
+
+        @self.app.on_partitions_revoked.connect
+        async def _revoked(app: Any, revoked: Any = (), **kw: Any) -> None:
+            self._forget({(tp.topic, tp.partition) for tp in revoked})
 
         @self.app.on_before_shutdown.connect
         async def _close_replayer(app: Any, **kw: Any) -> None:
@@ -314,11 +413,104 @@ class StreamApp:
             None,
         )
 
+    # ---- delivery order --------------------------------------------------------------------
+    def _on_seek(self, offsets: dict[Any, int | None]) -> None:
+        """After a (re)assignment: the offsets the partitions resume from (committed, else
+        the beginning). The agents expect exactly these next (see `_in_order`)."""
+        for tp, off in offsets.items():
+            self._pos.setdefault((tp.topic, tp.partition), int(off or 0))
+        _trace(ev="seek", offs={f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
+
+    def _forget(self, tps: set[tuple[str, int]]) -> None:
+        """Partitions revoked: their positions and the trackers of their cameras go (another
+        worker may process them meanwhile); a later assignment rebuilds them by replay."""
+        for k in tps:
+            self._pos.pop(k, None)
+        frames = self.frames.get_topic_name()
+        gone = {p for t, p in tps if t == frames}
+        for cam, p in list(self._cam_partition.items()):
+            if p in gone:
+                del self._cam_partition[cam]
+                self.live.discard(cam)
+                if self._pipeline is not None:
+                    self._pipeline.reset(cam)
+
+    async def _read_range(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
+        """Records [start, end) of one partition, read with a separate plain consumer."""
+        if end <= start:
+            return []
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        async with self._replay_lock:
+            if self._replayer is None:
+                self._replayer = AIOKafkaConsumer(
+                    bootstrap_servers=bootstrap_of(self.broker),
+                    enable_auto_commit=False,
+                    group_id=None,
+                    auto_offset_reset="earliest",
+                    fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS,
+                )
+                await self._replayer.start()
+            c = self._replayer
+            tp = TopicPartition(topic, partition)
+            c.assign([tp])
+            c.seek(tp, start)
+            out: list[Any] = []
+            pos = start
+            t0 = time.perf_counter()
+            while pos < end:
+                batch = await c.getmany(tp, timeout_ms=1000, max_records=1000)
+                msgs = batch.get(tp, [])
+                if not msgs:
+                    if time.perf_counter() - t0 > 60:
+                        raise CitystreamError(
+                            f"reading {topic}[{partition}] {start}..{end} stopped at {pos}"
+                        )
+                    continue
+                for m in msgs:
+                    if m.offset >= end:
+                        pos = end
+                        break
+                    pos = m.offset + 1
+                    out.append(m)
+            return out
+
+    async def _in_order(self, events: list[Any]) -> list[Any]:
+        """The events of each partition exactly once and contiguous, whatever Faust delivered:
+        a re-delivered offset (a rebalance seeks back to the committed offset) is dropped, a
+        jump forward is filled by reading the skipped records from the partition."""
+        out: list[Any] = []
+        for ev in events:
+            m = ev.message
+            key = (m.topic, m.partition)
+            nxt = self._pos.get(key)
+            if nxt is not None and m.offset < nxt:
+                self.metrics.inc("citystream_redelivered_total", topic=m.topic)
+                continue
+            if nxt is not None and m.offset > nxt:
+                missed = await self._read_range(m.topic, m.partition, nxt, m.offset)
+                log.warning(
+                    "%s[%d]: offsets %d..%d were not delivered; read %d of them again",
+                    m.topic,
+                    m.partition,
+                    nxt,
+                    m.offset - 1,
+                    len(missed),
+                )
+                self.metrics.inc("citystream_refetched_total", len(missed), topic=m.topic)
+                out.extend(_Refetched(r, ev) for r in missed)
+            self._pos[key] = m.offset + 1
+            out.append(ev)
+        return out
+
     # ---- structure -----------------------------------------------------------------------
     async def _structure_agent(self, stream: Any) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
-            await self.structure_batch(events)
+            try:
+                await self.structure_batch(events)
+            except Exception as e:  # noqa: BLE001
+                _fatal("structure", e)
 
     def _process_one(self, env: FrameEnvelope) -> FrameResult:
         p = self.pipeline
@@ -326,53 +518,23 @@ class StreamApp:
             return p.process_detections(env.detections(), env.camera_id, env.ts, env.seq)
         return p.process(env.image(), env.camera_id, env.ts, env.seq)
 
-    async def _replay(self, cam: str, partition: int, start: int, end: int) -> int:
-        """Rebuild the tracker of `cam` from frames [start, end) of its partition."""
-        if end <= start:
-            return 0
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        if self._replayer is None:
-            self._replayer = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap_of(self.broker),
-                enable_auto_commit=False,
-                group_id=None,
-                fetch_max_wait_ms=50,
-            )
-            await self._replayer.start()
-        c = self._replayer
-        tp = TopicPartition(self.frames.get_topic_name(), partition)
-        c.assign([tp])
-        c.seek(tp, start)
-        n = 0
-        key = cam.encode("utf-8")
-        pos = start
-        t0 = time.perf_counter()
-        while pos < end:
-            batch = await c.getmany(tp, timeout_ms=1000, max_records=500)
-            msgs = batch.get(tp, [])
-            if not msgs:
-                if time.perf_counter() - t0 > 30:
-                    log.warning("replay of %s stopped early at offset %d (< %d)", cam, pos, end)
-                    break
-                continue
-            for m in msgs:
-                pos = m.offset + 1
-                if m.offset >= end:
-                    break
-                if m.key != key:
-                    continue
-                try:
-                    env = FrameEnvelope.decode(m.value)
-                    if env.camera_id == cam:
-                        self._process_one(env)
-                        n += 1
-                except CitystreamError:
-                    pass  # went to dead-letters the first time round
-        log.info("camera %s: tracker rebuilt from %d frames (offsets %d..%d)", cam, n, start, end)
-        return n
+    async def _emit(self, r: FrameResult, futs: list[Any]) -> None:
+        """Send a frame's records (observations, crossings, alerts); delivery futures to `futs`."""
+        cam = r.camera_id
+        futs.append(await self._send(self.observations, f"{cam}:{r.seq}", frame_record(r), cam))
+        for c in r.crossings:
+            futs.append(await self._send(self.crossings, c.key, _record(c), cam))
+        for a in r.alerts:
+            futs.append(await self._send(self.alerts, a.key, _record(a), cam))
+            self.metrics.inc("citystream_alerts_total", kind=a.kind)
+        if r.crossings:
+            self.metrics.inc("citystream_crossings_total", len(r.crossings), camera=cam)
 
     async def _ensure_live(self, cam: str, event: Any) -> None:
+        """Before this process structures a frame of `cam` for the first time: rebuild the
+        tracker from the camera's earlier frames in its partition (the same frames, in the
+        same order, as the worker before saw), and emit the records of those frames that
+        were never confirmed emitted (seq above the checkpoint)."""
         if cam in self.live:
             return
         msg = event.message
@@ -380,15 +542,51 @@ class StreamApp:
         if st is None or st.get("p") != msg.partition:
             with _event_context(event):
                 self.cameras[cam] = {"p": msg.partition, "first": msg.offset, "last_seq": -1}
+            await self.app.producer.flush()  # the replay origin is durable before any output
         else:
             start = max(int(st["first"]), msg.offset - self.settings.replay_max_frames)
-            await self._replay(cam, msg.partition, start, msg.offset)
+            last = int(st.get("last_seq", -1))
+            recs = await self._read_range(msg.topic, msg.partition, start, msg.offset)
+            key = cam.encode("utf-8")
+            futs: list[Any] = []
+            n = top = 0
+            for m in recs:
+                if m.key != key:
+                    continue
+                try:
+                    env = FrameEnvelope.decode(m.value)
+                    if env.camera_id != cam:
+                        continue
+                    r = self._process_one(env)
+                except CitystreamError:
+                    continue  # went to dead-letters the first time round
+                n += 1
+                _trace(ev="replay", cam=cam, seq=r.seq, off=m.offset)
+                if r.seq > last:
+                    await self._emit(r, futs)
+                    top = r.seq
+            if futs:
+                await asyncio.gather(*futs)
+                with _event_context(event):
+                    self.cameras[cam] = {**st, "last_seq": top}
+            log.info(
+                "camera %s: tracker rebuilt from %d frames (offsets %d..%d), %d re-emitted",
+                cam,
+                n,
+                start,
+                msg.offset,
+                len(futs),
+            )
+        self._cam_partition[cam] = msg.partition
         self.live.add(cam)
 
     async def structure_batch(self, events: list[Any]) -> None:
         """Decode, backpressure, structure and emit one batch of frame events."""
         m = self.metrics
         s = self.settings
+        events = await self._in_order(events)
+        if not events:
+            return
         now = time.time()
         t_batch = time.perf_counter()
         items: list[tuple[Any, FrameEnvelope, float]] = []
@@ -468,16 +666,15 @@ class StreamApp:
             cam = env.camera_id
             st = self.cameras.get(cam) or {}
             if r.seq > int(st.get("last_seq", -1)):  # not emitted before a restart
-                futs.append(
-                    await self._send(self.observations, f"{cam}:{r.seq}", frame_record(r), cam)
+                await self._emit(r, futs)
+            if _TRACE:
+                _trace(
+                    ev="frame",
+                    cam=cam,
+                    seq=r.seq,
+                    off=ev.message.offset,
+                    x=[c.key for c in r.crossings],
                 )
-                for c in r.crossings:
-                    futs.append(await self._send(self.crossings, c.key, _record(c), cam))
-                for a in r.alerts:
-                    futs.append(await self._send(self.alerts, a.key, _record(a), cam))
-                    m.inc("citystream_alerts_total", kind=a.kind)
-                if r.crossings:
-                    m.inc("citystream_crossings_total", len(r.crossings), camera=cam)
             last_ev[cam] = (ev, r.seq)
             m.inc("citystream_frames_out_total", camera=cam)
             if produced:
@@ -494,6 +691,7 @@ class StreamApp:
             # are emitted again, identical (the tracker replay is exact) and keyed alike.
             if seq >= int(st.get("last_seq", -1)) + s.checkpoint_every:
                 st["last_seq"] = seq
+                _trace(ev="ckpt", cam=cam, seq=seq)
                 with _event_context(ev):
                     self.cameras[cam] = st
         if results:
@@ -528,12 +726,16 @@ class StreamApp:
     async def _flow_agent(self, stream: Any) -> None:
         async for ev in stream.events():
             try:
-                data = json.loads(ev.value)
-            except (ValueError, TypeError):
-                continue
-            for c in data.get("crossings") or ():
-                self.flow_crossing(c)
-            await self.flow_frame(data)
+                for e in await self._in_order([ev]):
+                    try:
+                        data = json.loads(e.value)
+                    except (ValueError, TypeError):
+                        continue
+                    for c in data.get("crossings") or ():
+                        self.flow_crossing(c)
+                    await self.flow_frame(data)
+            except Exception as e:  # noqa: BLE001
+                _fatal("flow", e)
 
     def _clock(self, cam: str) -> dict[str, Any]:
         return dict(
@@ -547,17 +749,18 @@ class StreamApp:
         ws = self._window(float(c["ts"]))
         clk = self._clock(cam)
         if ws < clk["closed"]:
+            _trace(ev="late", key=key, ws=ws, closed=clk["closed"])
             self.metrics.inc("citystream_late_crossings_total", camera=cam)
             return
         akey = f"{cam}|{ws}"
-        # Dedupe against the window's own accumulator, not only the seen-keys table: a
-        # worker killed between the two changelog writes may have persisted the key in one
-        # and not the other. The accumulator is what the count comes from, so it decides.
+        # Dedupe against the window's own accumulator: what the count comes from, written
+        # in one changelog record with it, so a key is persisted exactly when it is counted.
         prev = self.flow_acc.get(akey)
+        if _TRACE:
+            _trace(ev="count", key=key, ws=ws, dup=prev is not None and key in prev["keys"])
         if prev is not None and key in prev.get("keys", ()):
             self.metrics.inc("citystream_duplicates_total", camera=cam)
             return
-        self.seen[key] = ws
         acc = prev or {
             "cam": cam,
             "ws": ws,
@@ -626,16 +829,31 @@ class StreamApp:
         w, g = self.settings.flow_window_s, self.settings.flow_grace_s
         due = [x for x in clk["open"] if x + w + g <= wm]
         for x in due:
-            await self._close_window(cam, x, clk)
-            clk["open"].remove(x)
+            # A window closes once, with all its crossings (they precede the watermark in
+            # the camera's partition), in an order that survives a kill at any point: its
+            # records are acknowledged, then the clock that says "closed" is durable, and
+            # only then its accumulator goes. A kill before the clock is durable closes it
+            # again after the restart with the same accumulator: the same records, same keys.
+            futs = await self._close_window(cam, x, clk)
+            if self.settings.confirm_delivery and futs:
+                await asyncio.gather(*futs)
+            clk["open"] = [o for o in clk["open"] if o != x]
             clk["closed"] = max(clk["closed"], x + w)
-            changed = True
+            clk["wm"] = wm
+            self.clock[cam] = clk
+            await self.app.producer.flush()
+            akey = f"{cam}|{x}"
+            if self.flow_acc.get(akey) is not None:
+                del self.flow_acc[akey]
+            changed = False
         if changed:
             clk["wm"] = wm
             self.clock[cam] = clk
 
-    async def _close_window(self, cam: str, ws: float, clk: dict[str, Any]) -> None:
+    async def _close_window(self, cam: str, ws: float, clk: dict[str, Any]) -> list[Any]:
+        """Send the flow records (and congestion alerts) of one window; their futures."""
         w = self.settings.flow_window_s
+        futs: list[Any] = []
         akey = f"{cam}|{ws}"
         acc = self._fold(
             akey, self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "keys": []}
@@ -696,7 +914,7 @@ class StreamApp:
             congested[zid] = now
             if alert is not None:
                 alert.values["window_start"] = ws
-                await self._send(self.alerts, alert.key, asdict(alert), cam)
+                futs.append(await self._send(self.alerts, alert.key, asdict(alert), cam))
                 self.metrics.inc("citystream_alerts_total", kind=alert.kind)
         clk["congested"] = congested
         summary = {
@@ -710,13 +928,10 @@ class StreamApp:
             "zones": zones,
             "volume": sum(x["volume"] for x in lane_flows),
         }
-        await self._send(self.flows, f"{cam}:{ws}", summary, route)
+        _trace(ev="close", cam=cam, ws=ws, volume=summary["volume"])
+        futs.append(await self._send(self.flows, f"{cam}:{ws}", summary, route))
         self.metrics.inc("citystream_flows_total")
-        for k in acc.get("keys", []):
-            if self.seen.get(k) is not None:
-                del self.seen[k]
-        if self.flow_acc.get(akey) is not None:
-            del self.flow_acc[akey]
+        return futs
 
     # ---- signal --------------------------------------------------------------------------
     async def _signal_agent(self, stream: Any) -> None:
