@@ -155,6 +155,8 @@ class FlowEstimator:
         self._frames: dict[str, list[float]] = {}
         self._s: dict[str, tuple[list[int], list[int], list[float], list[float], list[float]]] = {}
         self._last: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
+        # per camera: track id -> (last seen ts, lane index, distance m, smoothed speed m/s)
+        self._mem: dict[str, dict[int, tuple[float, int, float, float]]] = {}
 
     @classmethod
     def from_site(cls, site: Any) -> FlowEstimator:
@@ -194,9 +196,12 @@ class FlowEstimator:
         world_xy: np.ndarray,
         speed_mps: np.ndarray,
         classes: Sequence[str] | None = None,
+        track_ids: Sequence[int] | None = None,
     ) -> None:
         """One analysed frame of `camera_id`: confirmed tracks' road-plane positions (m,
-        (N,2)) and speeds (m/s). Frames with no vehicle must still be added (occupancy)."""
+        (N,2)) and speeds (m/s). Frames with no vehicle must still be added (occupancy).
+        With `track_ids`, each track's last lane position and smoothed speed are kept for
+        `current_tracks` (which bridges missed detections)."""
         if not math.isfinite(ts):
             raise InputError(f"camera {camera_id!r}: frame timestamp {ts!r} is not finite")
         xy = np.asarray(world_xy, np.float64).reshape(-1, 2)
@@ -220,6 +225,8 @@ class FlowEstimator:
         cams = [i for i, c in enumerate(self._lane_cam) if c in (None, camera_id)]
         if not cams or len(xy) == 0:
             self._last[camera_id] = (ts, np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+            if track_ids is not None:
+                self._remember(camera_id, ts, [], np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
             return
         ci = np.array(cams)
         rel = xy[:, None, :] - self._stop[None, ci, :]  # (N, L, 2)
@@ -243,6 +250,56 @@ class FlowEstimator:
         s[3].extend(sp[vi].tolist())
         s[4].extend(lens[vi].tolist())
         self._last[camera_id] = (ts, lanes, d, sp[vi])
+        if track_ids is not None:
+            ids = np.asarray(track_ids, np.int64).reshape(-1)
+            if len(ids) != len(xy):
+                raise InputError(f"camera {camera_id!r}: {len(xy)} positions but {len(ids)} ids")
+            self._remember(camera_id, ts, ids[vi].tolist(), lanes, d, sp[vi])
+
+    _MEM_KEEP_S = 5.0
+
+    def _remember(
+        self,
+        camera_id: str,
+        ts: float,
+        ids: list[int],
+        lanes: np.ndarray,
+        d: np.ndarray,
+        sp: np.ndarray,
+    ) -> None:
+        mem = self._mem.setdefault(camera_id, {})
+        for tid, ln, dd, v in zip(ids, lanes.tolist(), d.tolist(), sp.tolist(), strict=True):
+            old = mem.get(tid)
+            # speed smoothed over frames: box jitter of a halted far-away vehicle reads as
+            # a few km/h on a single frame pair
+            v = 0.5 * (old[3] + v) if old is not None and ts - old[0] < 1.0 else v
+            mem[tid] = (ts, ln, dd, v)
+        for tid in [k for k, x in mem.items() if ts - x[0] > self._MEM_KEEP_S]:
+            del mem[tid]
+
+    def current_tracks(self, hold_s: float = 0.6) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """lane id -> (distances m, smoothed speeds m/s) of the tracks each camera saw in
+        its last frame or within `hold_s` before it (a vehicle missed by the detector for a
+        frame or two is still there). Needs `track_ids` in `add_tracks` /
+        `add_observations`; cameras without them fall back to `current()`."""
+        rows: dict[int, tuple[list[float], list[float]]] = {}
+        for cam, (ts, lanes, d, sp) in self._last.items():
+            mem = self._mem.get(cam)
+            if mem is None:
+                for i, dd, v in zip(lanes.tolist(), d.tolist(), sp.tolist(), strict=True):
+                    r = rows.setdefault(i, ([], []))
+                    r[0].append(dd)
+                    r[1].append(v)
+                continue
+            for t_seen, i, dd, v in mem.values():
+                if ts - t_seen <= hold_s + 1e-9:
+                    r = rows.setdefault(i, ([], []))
+                    r[0].append(dd)
+                    r[1].append(v)
+        return {
+            self.lanes[i].id: (np.asarray(a, np.float64), np.asarray(b, np.float64))
+            for i, (a, b) in rows.items()
+        }
 
     def add_observations(
         self, camera_id: str, ts: float, observations: Sequence[Observation]
@@ -251,7 +308,7 @@ class FlowEstimator:
         obs = [o for o in observations if o.world_x is not None and o.world_y is not None]
         xy = np.array([[o.world_x, o.world_y] for o in obs], np.float64).reshape(-1, 2)
         sp = np.array([(o.speed_kmh or 0.0) / 3.6 for o in obs], np.float64)
-        self.add_tracks(camera_id, ts, xy, sp, [o.cls for o in obs])
+        self.add_tracks(camera_id, ts, xy, sp, [o.cls for o in obs], [o.track_id for o in obs])
 
     def add_frame(self, result: FrameResult) -> None:
         """A pipeline FrameResult: its crossings and its observations."""

@@ -215,3 +215,20 @@ def test_prune_keeps_totals():
     assert fe.counts()["N1"] == 100
     df = fe.lane_flows(100, start=0, end=100)
     assert df.filter(df["lane"] == "N1")["count"][0] == 50  # the window holds only t >= 50
+
+
+def test_current_tracks_bridge_missed_frames_and_smooth_speeds():
+    fe = est()
+    xy = np.array([[0.0, 10.0], [0.0, 40.0]])
+    fe.add_tracks("cam", 0.0, xy, np.array([0.0, 2.0]), track_ids=[1, 2])
+    fe.add_tracks("cam", 0.2, xy, np.array([1.0, 2.0]), track_ids=[1, 2])
+    # track 2 is missed by the detector in the next frame
+    fe.add_tracks("cam", 0.4, xy[:1], np.array([1.0]), track_ids=[1])
+    d, s = fe.current_tracks(hold_s=0.3)["N1"]
+    assert sorted(d.tolist()) == [10.0, 40.0]  # the missed vehicle still counts
+    assert s[d.tolist().index(10.0)] == pytest.approx(0.75)  # 0.5·(0.5·(0+1)+1)
+    assert len(fe.current()["N1"][0]) == 1  # the raw last frame does not
+    fe.add_tracks("cam", 1.0, xy[:1], np.array([1.0]), track_ids=[1])
+    assert len(fe.current_tracks(hold_s=0.3)["N1"][0]) == 1  # held no longer than hold_s
+    with pytest.raises(InputError):
+        fe.add_tracks("cam", 1.2, xy, np.array([1.0, 1.0]), track_ids=[1])

@@ -29,6 +29,8 @@ from engine.sim.runner import VIEW_M, SumoMeasurer, stage_lanes
 from engine.sim.scenarios import Approach, Junction, Scenario
 
 IMG_W, IMG_H = 1280, 720
+# a track missed by the detector for up to this long still counts (speeds are smoothed)
+QUEUE_HOLD_S = 1.0
 NEAR_M, FAR_M, HALF_LAT_M = -20.0, VIEW_M, 10.0
 VEH_HEIGHT_M = {"car": 1.5, "bus": 3.0}
 _IMG_PTS = np.float32([[40, 715], [1240, 715], [760, 120], [520, 120]])
@@ -255,7 +257,7 @@ class CameraMeasurer:
             self.flow.add_frame(res)
             if gt is not None:
                 self._truth_speed(v, idx, xy, speed)
-        cur = self.flow.current()
+        cur = self.flow.current_tracks(hold_s=QUEUE_HOLD_S)
         counts = self.flow.counts()
         out = {}
         for j in self.sc.junctions:

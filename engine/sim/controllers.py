@@ -13,6 +13,8 @@ Controllers here:
 - `WebsterAdaptive`: cycle-by-cycle Webster re-planning from measured lane flows
   (exponentially smoothed, cycle change bounded per cycle).
 - `MaxPressure`: the stage with the largest queue pressure after a minimum green.
+- `CoordinatedActuated`: a common-cycle plan with offsets whose coordinated stage is
+  anchored to its offset and whose other stages gap out / are skipped (arterials).
 - `QueueGap`: our hybrid — gap-out when the green stage has no vehicle within a short
   headway of the stop line, then serve the stage with the largest waiting-weighted queue
   (empty stages skipped), with a maximum green and a starvation guard.
@@ -281,19 +283,103 @@ class CyclicGap(Controller):
             return stage  # nobody else waits: rest in green
         s = m.stages[stage]
         lanes = max(1, len(m.stage_lanes[stage]) if m.stage_lanes else 1)
-        if len(s.dist):
-            moving = s.speed >= self.stopped
-            eta = np.where(
-                moving,
-                np.maximum(s.dist, 0.0) / np.maximum(s.speed, 0.1),
-                1.0 + np.maximum(s.dist, 0.0) / 6.0,
-            )
-            served = float(s.weight[eta <= self.h].sum())
-        else:
-            served = 0.0
+        served = expected_at_stop(s, self.h, self.stopped)
         max_g = self.max_l if m.stage_lanes and len(m.stage_lanes[stage]) <= 2 else self.max_t
         if green_s >= max_g or served < self.eff * self.sat * lanes * self.h:
             return nxt
+        return stage
+
+
+def expected_at_stop(s: StageTraffic, horizon_s: float, stopped_mps: float = 1.5) -> float:
+    """Vehicles expected at the stop line within `horizon_s`: moving ones at their speed,
+    halted ones after a 1 s start-up at a 6 m/s discharge speed."""
+    if len(s.dist) == 0:
+        return 0.0
+    d = np.maximum(s.dist, 0.0)
+    moving = s.speed >= stopped_mps
+    eta = np.where(moving, d / np.maximum(s.speed, 0.1), 1.0 + d / 6.0)
+    return float(s.weight[eta <= horizon_s].sum())
+
+
+class CoordinatedActuated(Controller):
+    """Coordinated-actuated control on a common cycle: the coordinated (arterial through)
+    stage's green starts at its offset and is held until its planned end; the other
+    stages follow in `order`, each skipped when nobody waits, ending early when its
+    discharge becomes inefficient (as `CyclicGap`) and forced off at its planned end, so
+    their unused time returns to the coordinated stage (early return to green) without
+    moving its start. With `offsets` of 0 it is the same plan without coordination."""
+
+    name = "coordinated-actuated (ours)"
+
+    def __init__(
+        self,
+        greens: list[float],
+        offset_s: float = 0.0,
+        order: list[int] | None = None,
+        min_green_s: float = 6.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        coord_hold: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        if name:
+            self.name = name
+        self.order = order if order is not None else list(range(len(greens)))
+        self.coord = self.order[0]
+        self.greens = greens
+        self.offset = offset_s
+        self.min_green_s = min_green_s
+        self.h, self.eff, self.sat, self.min_call = (
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+        )
+        self.coord_hold = coord_hold
+        self.cycle = sum(greens[k] + LOST_PER_STAGE_S for k in self.order)
+        self.end: dict[int, float] = {}  # force-off point of each stage in the cycle
+        acc = 0.0
+        for k in self.order:
+            acc += greens[k]
+            self.end[k] = acc
+            acc += LOST_PER_STAGE_S
+        self.served: dict[int, int] = {}  # stage -> cycle index it was last served in
+
+    def _pos(self, t: float) -> tuple[int, float]:
+        u = t - self.offset
+        n = int(np.floor(u / self.cycle))
+        return n, u - n * self.cycle
+
+    def _gap_out(self, m: JunctionMeasurement, stage: int) -> bool:
+        lanes = max(1, len(m.stage_lanes[stage]) if m.stage_lanes else 1)
+        return expected_at_stop(m.stages[stage], self.h) < self.eff * self.sat * lanes * self.h
+
+    def _next_side(self, m: JunctionMeasurement, after: int, n: int, p: float) -> int:
+        """The next side stage (in order, after position `after`) that is called, not yet
+        served in cycle `n`, and can still show its minimum green before its force-off."""
+        i = self.order.index(after)
+        for k in self.order[i + 1 :]:
+            called = float(m.stages[k].weight.sum()) >= self.min_call
+            # decisions come once a second: a stage may start up to 1 s late
+            fits = p + LOST_PER_STAGE_S + self.min_green_s <= self.end[k] + 1.0
+            if called and fits and self.served.get(k) != n:
+                return k
+        return self.coord
+
+    def decide(self, m: JunctionMeasurement, stage: int, green_s: float) -> int:
+        n, p = self._pos(m.t)
+        if stage == self.coord:
+            if p < self.coord_hold * self.end[self.coord]:
+                return stage  # the band: hold
+            if p < self.end[self.coord] and not self._gap_out(m, stage):
+                return stage
+            return self._next_side(m, self.coord, n, p)
+        self.served[stage] = n
+        gap_out = self._gap_out(m, stage)
+        if gap_out or p >= self.end[stage] or p < self.end[self.coord]:
+            return self._next_side(m, stage, n, p)
         return stage
 
 

@@ -5,6 +5,7 @@ at a time on this 2-core machine."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,13 @@ def _factory(spec: RunSpec, sc: Scenario):
         return lambda j: C.FixedTime(
             cycle_greens, offset_s=offsets.get(j.tls, 0.0), name=c, order=ARTERIAL_ORDER
         )
+    if c == "coord-actuated":
+        offsets = spec.params.get("offsets", {})
+        greens = spec.params["greens"]
+        kw = {k: v for k, v in spec.params.items() if k not in ("greens", "offsets")}
+        return lambda j: C.CoordinatedActuated(
+            greens, offset_s=offsets.get(j.tls, 0.0), order=ARTERIAL_ORDER, **kw
+        )
     if c.startswith("signal:"):
         from engine.sim import signal_adapter
 
@@ -112,7 +120,9 @@ def run_many(specs: list[RunSpec], workers: int | None = None) -> list[dict[str,
         return list(ex.map(run_spec, specs))
 
 
-def arterial_plan(work_dir: str | Path, end_s: float) -> dict[str, Any]:
+def arterial_plan(
+    work_dir: str | Path, end_s: float, cycles: Sequence[int] = range(48, 101, 4)
+) -> dict[str, Any]:
     """Common-cycle plan of the arterial and two sets of green-wave offsets.
 
     Stage greens keep the Webster proportions of the critical intersection; the common
@@ -122,15 +132,15 @@ def arterial_plan(work_dir: str | Path, end_s: float) -> dict[str, Any]:
     from engine.sim.corridor import bandwidth, best_offsets, two_way_score
 
     sc = build("arterial", work_dir, end_s=end_s)
-    cycles = [C.design_webster(j, ARTERIAL_DESIGN) for j in sc.junctions]
-    _, g0 = max(cycles, key=lambda x: x[0])
+    designs = [C.design_webster(j, ARTERIAL_DESIGN) for j in sc.junctions]
+    _, g0 = max(designs, key=lambda x: x[0])
     lost = C.LOST_PER_STAGE_S * len(g0)
     xs = [junction_x(j) for j in sc.junctions]
     xs = [x - xs[0] for x in xs]
     best: dict[str, Any] | None = None
     g_min = 6.0
     extra = [max(g - 5.0, 0.01) for g in g0]  # design_webster's greens above its 5 s floor
-    for cyc in range(48, 101, 4):
+    for cyc in cycles:
         spare = cyc - lost - g_min * len(g0)
         greens = [g_min + spare * e / sum(extra) for e in extra]
         g_thru = [greens[2]] * len(xs)
