@@ -162,3 +162,135 @@ def reference_forward(weights: dict[str, np.ndarray], image_bgr: np.ndarray) -> 
         x = np.maximum(_conv_ref(x, weights[f"{name}.weight"], weights[f"{name}.bias"], dil), 0.0)
     x = _conv_ref(x, weights["output_layer.weight"], weights["output_layer.bias"], 1)
     return x[0]
+
+
+# ---- int8 (derived at fetch time) ----------------------------------------------------------
+
+# Layers kept in float32 in the int8 model: the first convolution (3 input channels: its
+# int8 kernel is slower than the float one and it sees raw pixels) and the 1×1 output.
+INT8_FLOAT_NODES = ("conv0", "density")
+
+
+def data_dir() -> Path:
+    """The shared test data (``CITYSTREAM_DATA``, default ``<repo>/../shared/data``)."""
+    import os
+
+    env = os.environ.get("CITYSTREAM_DATA")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def calibration_images(
+    images: str, n_plain: int, mosaics: list[int], expected_sha256: str
+) -> list[np.ndarray]:
+    """Calibration frames from the sparse ``set_b`` photos (never the dense test scenes):
+    the first ``n_plain`` photos whole, then one mosaic per entry of ``mosaics`` (k×k
+    photos shrunk into one frame, so people are small and many, as in a dense crowd),
+    taking the photos in order. ``expected_sha256`` is the sha256 over the sorted
+    (name, sha256) lines of the photos used — a changed data set is an error."""
+    import hashlib
+
+    import cv2
+
+    from engine.errors import ModelIntegrityError
+
+    folder = data_dir() / images
+    files = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem.rsplit("_", 1)[-1]))
+    need = n_plain + sum(k * k for k in mosaics)
+    if len(files) < 1:
+        raise ModelIntegrityError(f"csrnet int8: no calibration images in {folder}")
+    used = [files[i % len(files)] for i in range(need)]
+    lines = sorted({f"{p.name} {hashlib.sha256(p.read_bytes()).hexdigest()}" for p in used})
+    got = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    if expected_sha256 and got != expected_sha256:
+        raise ModelIntegrityError(
+            f"csrnet int8: calibration images in {folder} differ: sha256 {got}, expected "
+            f"{expected_sha256}"
+        )
+    imgs = [cv2.imread(str(p)) for p in used]
+    out = imgs[:n_plain]
+    i = n_plain
+    for k in mosaics:
+        h, w = imgs[0].shape[:2]
+        tiles = [cv2.resize(im, (w // k, h // k)) for im in imgs[i : i + k * k]]
+        i += k * k
+        out.append(np.vstack([np.hstack(tiles[r * k : (r + 1) * k]) for r in range(k)]))
+    return out
+
+
+def build_int8(
+    sources: dict[str, Path],
+    out_path: Path,
+    *,
+    images: str = "crowd/set_b/images",
+    n_plain: int = 4,
+    mosaics: list[int] | None = None,
+    long_side: int = 1024,
+    calibration_sha256: str = "",
+) -> None:
+    """CSRNet with int8 convolutions (onnxruntime static QDQ quantisation, per-channel
+    symmetric int8 weights, asymmetric uint8 activations, MinMax ranges) calibrated on
+    ``calibration_images`` at the operating input size (long side ``long_side``).
+    ``INT8_FLOAT_NODES`` stay float32. Deterministic for one onnxruntime version (min/max
+    are order-independent); the registry's sha256 checks the result."""
+    import tempfile
+
+    import cv2
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    frames = calibration_images(images, n_plain, mosaics or [3, 3, 4], calibration_sha256)
+    model = build_model(load_weights(sources[NPZ_MEMBER]))
+    for n in model.graph.node:
+        n.name = n.output[0]
+    blobs = []
+    for f in frames:
+        h, w = f.shape[:2]
+        s = min(1.0, long_side / max(h, w))
+        size = (max(8, round(w * s)), max(8, round(h * s)))
+        blobs.append(cv2.dnn.blobFromImage(f, 1.0, size, swapRB=False, crop=False))
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"image": b} for b in blobs])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory() as td:
+        src = Path(td) / "csrnet_fp32.onnx"
+        src.write_bytes(model.SerializeToString(deterministic=True))
+        q = Path(td) / "csrnet_int8.onnx"
+        quantize_static(
+            str(src),
+            str(q),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=list(INT8_FLOAT_NODES),
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        m = onnx.load(str(q))
+        for k, v in {
+            "citystream.task": "crowd_density",
+            "citystream.input": "BGR float32 0..255 NCHW; normalisation inside the graph",
+            "citystream.output_stride": "8",
+            "citystream.quantisation": (
+                f"int8 QDQ per-channel, MinMax on {len(frames)} set_b frames at long side "
+                f"{long_side}; float: {', '.join(INT8_FLOAT_NODES)}"
+            ),
+        }.items():
+            p = m.metadata_props.add()
+            p.key, p.value = k, v
+        tmp = out_path.with_name(out_path.name + ".part")
+        tmp.write_bytes(m.SerializeToString(deterministic=True))
+        tmp.replace(out_path)
