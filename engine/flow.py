@@ -272,7 +272,7 @@ class FlowEstimator:
             old = mem.get(tid)
             # speed smoothed over frames: box jitter of a halted far-away vehicle reads as
             # a few km/h on a single frame pair
-            v = 0.5 * (old[3] + v) if old is not None and ts - old[0] < 1.0 else v
+            v = 0.7 * old[3] + 0.3 * v if old is not None and ts - old[0] < 1.0 else v
             mem[tid] = (ts, ln, dd, v)
         for tid in [k for k, x in mem.items() if ts - x[0] > self._MEM_KEEP_S]:
             del mem[tid]

@@ -226,7 +226,7 @@ def test_current_tracks_bridge_missed_frames_and_smooth_speeds():
     fe.add_tracks("cam", 0.4, xy[:1], np.array([1.0]), track_ids=[1])
     d, s = fe.current_tracks(hold_s=0.3)["N1"]
     assert sorted(d.tolist()) == [10.0, 40.0]  # the missed vehicle still counts
-    assert s[d.tolist().index(10.0)] == pytest.approx(0.75)  # 0.5·(0.5·(0+1)+1)
+    assert s[d.tolist().index(10.0)] == pytest.approx(0.51)  # 0.7·(0.7·0+0.3·1)+0.3·1
     assert len(fe.current()["N1"][0]) == 1  # the raw last frame does not
     fe.add_tracks("cam", 1.0, xy[:1], np.array([1.0]), track_ids=[1])
     assert len(fe.current_tracks(hold_s=0.3)["N1"][0]) == 1  # held no longer than hold_s

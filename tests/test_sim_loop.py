@@ -15,6 +15,8 @@ def test_scenarios_are_deterministic_and_safe(tmp_path):
     a = build("steady", tmp_path / "a", end_s=300)
     b = build("steady", tmp_path / "b", end_s=300)
     assert a.routes.read_text() == b.routes.read_text()
+    c = build("steady", tmp_path / "c", end_s=300, seed=8)  # another demand draw
+    assert c.routes.read_text() != a.routes.read_text()
     assert a.n_vehicles > 100
     j = a.junctions[0]
     assert [ap.name for ap in j.approaches] == ["N", "E", "S", "W"]

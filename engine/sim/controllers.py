@@ -307,7 +307,9 @@ class CoordinatedActuated(Controller):
     stages follow in `order`, each skipped when nobody waits, ending early when its
     discharge becomes inefficient (as `CyclicGap`) and forced off at its planned end, so
     their unused time returns to the coordinated stage (early return to green) without
-    moving its start. With `offsets` of 0 it is the same plan without coordination."""
+    moving its start. The coordinated green is held for `coord_hold` of its planned
+    length (the band), then may gap out like the others. With an offset of 0 at every
+    junction it is the same plan without coordination."""
 
     name = "coordinated-actuated (ours)"
 
@@ -321,7 +323,7 @@ class CoordinatedActuated(Controller):
         efficiency: float = 0.2,
         lane_sat_vps: float = 0.5,
         min_call_veh: float = 0.5,
-        coord_hold: float = 1.0,
+        coord_hold: float = 0.75,
         name: str | None = None,
     ) -> None:
         if name:
