@@ -161,8 +161,14 @@ def frame_record(r: FrameResult) -> dict[str, Any]:
     }
 
 
-def _set_fetch_max_wait(ms: int) -> None:
-    """Faust hard-codes the worker consumer's fetch_max_wait_ms (1,500 ms); set ours."""
+def _tune_worker_consumer(fetch_max_wait_ms: int | None, prefetch_backoff_s: float) -> None:
+    """Faust hard-codes the worker consumer's fetch_max_wait_ms (1,500 ms); set ours. And
+    shorten aiokafka's prefetch backoff (100 ms, not configurable): aiokafka sends no new
+    fetch to a broker while any partition it fetched from that broker holds records not yet
+    consumed, for up to that backoff. The worker's consumer is also assigned the tables'
+    changelog partitions, which Faust fetches but does not consume after recovery, so each
+    table write (a checkpoint, a flow window update) stalled the frames behind it for up to
+    100 ms: the ~100 ms p99 of the streamed path."""
     from faust.transport.drivers import aiokafka as drv
 
     cls = drv.AIOKafkaConsumerThread
@@ -171,7 +177,15 @@ def _set_fetch_max_wait(ms: int) -> None:
 
     def create(self: Any, transport: Any) -> Any:
         consumer = orig(self, transport)
-        consumer._fetch_max_wait_ms = ms  # read by AIOKafkaConsumer.start() for its Fetcher
+        if fetch_max_wait_ms:
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by start() for its Fetcher
+        orig_start = consumer.start
+
+        async def start() -> None:
+            await orig_start()
+            consumer._fetcher._prefetch_backoff = prefetch_backoff_s
+
+        consumer.start = start
         return consumer
 
     cls._create_worker_consumer = create  # type: ignore[method-assign]
@@ -245,6 +259,30 @@ class _Refetched:
         self.ctx = ctx
 
 
+def _trace_fetches() -> None:
+    """Trace when the consumer thread hands records over (latency breakdown)."""
+    from faust.transport.drivers import aiokafka as drv
+
+    orig = drv.AIOKafkaConsumerThread._fetch_records
+
+    async def _fetch_records(self: Any, *a: Any, **kw: Any) -> Any:
+        out = await orig(self, *a, **kw)
+        if out:
+            t = time.time()
+            _trace(
+                ev="fetched",
+                t1=t,
+                offs=[(tp.topic, tp.partition, m.offset) for tp, ms in out.items() for m in ms],
+            )
+        return out
+
+    drv.AIOKafkaConsumerThread._fetch_records = _fetch_records
+
+
+if os.environ.get("CITYSTREAM_TRACE_FETCH"):
+    _trace_fetches()
+
+
 class StreamApp:
     """The Faust app with its topics, tables and agents for one site."""
 
@@ -266,8 +304,7 @@ class StreamApp:
         self.metrics = metrics or Metrics()
         s = settings
         wait = s.fetch_max_wait_ms or (EMBEDDED_FETCH_MAX_WAIT_MS if s.embedded_profile else None)
-        if wait:
-            _set_fetch_max_wait(wait)
+        _tune_worker_consumer(wait, max(0.001, (wait or 10) / 1000.0))
         _patch_faust_resume()
         self.app = faust.App(s.app_id, broker=broker, **s.faust_options())
         self._pipeline = pipeline
@@ -681,8 +718,19 @@ class StreamApp:
                 m.set("citystream_lag_seconds", max(0.0, now - produced), camera=cam)
             for k, v in r.timings_ms.items():
                 m.observe("citystream_stage_latency_ms", v, stage=k)
+        t_sent = time.time()
         if s.confirm_delivery and futs:
             await asyncio.gather(*futs)
+        if _TRACE:
+            _trace(
+                ev="batch",
+                t0=now,
+                sent=t_sent,
+                frames=[(env.camera_id, env.seq) for _, env, _, _ in results],
+                offs=[ev.message.offset for ev, _, _, _ in results],
+                tp=[ev.message.partition for ev, _, _, _ in results],
+                n=len(events),
+            )
         for cam, (ev, seq) in last_ev.items():
             st = dict(
                 self.cameras.get(cam) or {"p": ev.message.partition, "first": ev.message.offset}

@@ -43,7 +43,7 @@ class AsyncFrameProducer:
         *,
         topic: str = "frames",
         settings: StreamSettings | None = None,
-        linger_ms: int = 1,
+        linger_ms: int = 0,  # a frame goes out at once (batches form while a send is in flight)
         jpeg_quality: int = 85,
     ) -> None:
         self.broker = broker
