@@ -23,7 +23,7 @@ on overlapping tiles at two scales (native 416 px tiles, and 288 px tiles upscal
 416) plus the whole image, drops tile boxes cut by an interior tile edge (a neighbouring
 tile or a coarser pass sees that person whole), and merges the rest in Rust
 (``_core.crowd_merge_people``: IoU, plus intersection-over-smaller for fragments). The
-tile sizes and the person score threshold (0.16) were chosen on the odd-numbered
+tile sizes and the person score threshold (0.15) were chosen on the odd-numbered
 ``set_b`` photos; ``citystream bench models`` reports the error on the even-numbered ones
 (held out) and on all of them.
 
@@ -79,7 +79,7 @@ def fuse_count(
 
 # Person score threshold for the tiled pass, chosen on the odd-numbered set_b photos
 # (bench/models.py repeats the choice and reports the held-out error).
-PERSON_CONF = 0.16
+PERSON_CONF = 0.15
 
 # Tile sizes of the tiled pass for a 416 px detector: native-resolution tiles plus
 # 288 px tiles (upscaled ×1.44 to the detector's input, for people ~40-80 px tall at the
