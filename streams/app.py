@@ -1008,6 +1008,9 @@ class StreamApp:
         plan = self.planner.plan(inter, lanes, ws, f["window_s"])
         await self._send(self.plans, f"{inter}:{ws}", plan, inter)
         self.metrics.inc("citystream_plans_total")
+        for rec in self.planner.corridor_offsets(inter, ws, plan.get("cycle_s")):
+            await self._send(self.plans, f"{rec['corridor']}:{ws}", rec, rec["corridor"])
+            self.metrics.inc("citystream_corridor_offsets_total")
 
 
 class SignalPlanner:
@@ -1021,6 +1024,59 @@ class SignalPlanner:
         self.config = config
         self._ix: dict[str, Any] | None = None
         self._planners: dict[str, Any] = {}
+        self._corridors: dict[str, Any] | None = None
+        self._cycles: dict[float, dict[str, float]] = {}  # window start -> intersection -> cycle
+
+    def corridor_offsets(self, inter: str, ws: float, cycle: float | None) -> list[dict[str, Any]]:
+        """After the plan of `inter` for window `ws`: for every `[corridors.<id>]` holding
+        `inter` whose intersections all have a plan for `ws`, the green-wave offsets
+        (`engine.signal.GreenWave`, two-way bandwidth) at their common cycle, the longest
+        planned cycle clamped to the corridor's [cycle_min, cycle_max]."""
+        if self._corridors is None:
+            self._corridors = {}
+            if self.config.corridors:
+                from engine.signal import load_corridors
+
+                self._corridors = load_corridors(self.config)
+        if not self._corridors or cycle is None:
+            return []
+        cycles = self._cycles.setdefault(ws, {})
+        cycles[inter] = float(cycle)
+        for old in sorted(self._cycles)[:-8]:  # plans arrive window by window
+            del self._cycles[old]
+        out = []
+        for cid, c in self._corridors.items():
+            if inter not in c.intersections or not all(i in cycles for i in c.intersections):
+                continue
+            from engine.signal import GreenWave
+
+            common = min(c.cycle_max, max(c.cycle_min, *(cycles[i] for i in c.intersections)))
+            gw = GreenWave.optimize(
+                c.distances_m,
+                c.speed_kmh,
+                c.green_split,
+                common,
+                common,
+                c.cycle_step,
+                c.speed_in_kmh,
+                c.intersections,
+            )
+            out.append(
+                {
+                    "kind": "corridor_offsets",
+                    "corridor": cid,
+                    "window_start": ws,
+                    "cycle_s": round(gw.cycle, 1),
+                    "offsets_s": {
+                        i: round(o, 1) for i, o in zip(c.intersections, gw.offsets, strict=True)
+                    },
+                    "bandwidth_out_s": round(gw.bandwidth_out, 1),
+                    "bandwidth_in_s": round(gw.bandwidth_in, 1),
+                    "efficiency": round(gw.efficiency, 3),
+                    "planned_cycles_s": {i: cycles[i] for i in c.intersections},
+                }
+            )
+        return out
 
     def _intersections(self) -> dict[str, Any]:
         if self._ix is None:

@@ -344,3 +344,50 @@ def test_signal_planner_uses_engine_signal_for_configured_intersections() -> Non
     assert p["cycle_s"] > 0
     # an intersection without a table falls back to one Webster phase per line
     assert sp.plan("elsewhere", heavy_ns, 0.0, 60.0)["method"] == "webster"
+
+
+def test_signal_planner_emits_corridor_green_wave_offsets() -> None:
+    from engine.config import SiteConfig
+    from engine.signal import GreenWave
+    from streams.app import SignalPlanner
+
+    cams = {
+        f"c{i}": {
+            "intersection": f"x{i}",
+            "lines": [
+                {"id": "n", "a": [0, 0], "b": [1, 1], "lane": "N_T"},
+                {"id": "e", "a": [0, 0], "b": [1, 2], "lane": "E_T"},
+            ],
+        }
+        for i in (1, 2, 3)
+    }
+    ix = {f"x{i}": {"layout": "standard_four_arm", "min_green": 5.0} for i in (1, 2, 3)}
+    corridor = {"intersections": ["x1", "x2", "x3"], "distances_m": [400.0, 650.0]}
+    cfg = SiteConfig.from_dict(
+        {"cameras": cams, "intersections": ix, "corridors": {"main": corridor}}
+    )
+    sp = SignalPlanner(cfg)
+    cycles = {}
+    out = []
+    for i, vph in ((1, 2400.0), (2, 900.0), (3, 600.0)):
+        lanes = [
+            {"camera_id": f"c{i}", "line_id": "n", "lane": "N_T", "pcu_vph": vph},
+            {"camera_id": f"c{i}", "line_id": "e", "lane": "E_T", "pcu_vph": 300.0},
+        ]
+        p = sp.plan(f"x{i}", lanes, 0.0, 60.0)
+        cycles[f"x{i}"] = p["cycle_s"]
+        out.append(sp.corridor_offsets(f"x{i}", 0.0, p["cycle_s"]))
+    assert out[0] == [] and out[1] == []  # not before every intersection has its plan
+    (rec,) = out[2]
+    common = min(120.0, max(60.0, *cycles.values()))
+    want = GreenWave.optimize(
+        [400.0, 650.0], 50.0, 0.5, common, common, 1.0, None, ["x1", "x2", "x3"]
+    )
+    assert rec["kind"] == "corridor_offsets" and rec["corridor"] == "main"
+    assert rec["cycle_s"] == round(common, 1)
+    assert rec["offsets_s"] == {
+        i: round(o, 1) for i, o in zip(["x1", "x2", "x3"], want.offsets, strict=True)
+    }
+    assert rec["bandwidth_out_s"] > 0
+    # another window: nothing until all three have planned it
+    assert sp.corridor_offsets("x1", 60.0, cycles["x1"]) == []
