@@ -20,8 +20,8 @@ Delivery: at-least-once with idempotent outputs, exact across a kill by construc
   restart by replaying the camera's frames from its first offset in the partition (up to
   `replay_max_frames`), the same frames in the same order as before, so track ids and
   crossings are the same; records above the checkpoint are emitted (again), keyed alike.
-- The flow agent counts a crossing once per window (keys kept in the window's accumulator,
-  one changelog record) and closes a window once: records acknowledged, then the clock that
+- The flow agent counts a crossing once per window (crossings kept by key in the window's
+  accumulator, one changelog record) and closes a window once: records acknowledged, then the clock that
   says "closed" durable, then the accumulator deleted. An unexpected error in an agent exits
   the process without committing (`_fatal`).
 Exactness bounds: frames skipped by backpressure (wall-clock lag) and trackers older than
@@ -66,9 +66,6 @@ def _trace(**kw: Any) -> None:
     if _TRACE:
         with open(_TRACE, "a") as f:
             f.write(json.dumps({"pid": os.getpid(), "t": time.time(), **kw}) + "\n")
-
-
-PCU = {"car": 1.0, "motorcycle": 0.5, "bicycle": 0.3, "bus": 2.0, "truck": 2.5, "person": 0.0}
 
 
 def _json(obj: Any) -> bytes:
@@ -320,6 +317,9 @@ class StreamApp:
         self._cam_partition: dict[str, int] = {}
         self._incidents = IncidentStage(config, s.incidents)
         self.planner = SignalPlanner(config)
+        from engine.flow import FlowConfig
+
+        self.flow_cfg = FlowConfig.from_site(config)  # PCU factors, lanes ([flow])
 
         def raw_topic(name: str, internal: bool = False) -> Any:
             return self.app.topic(
@@ -805,8 +805,8 @@ class StreamApp:
         # in one changelog record with it, so a key is persisted exactly when it is counted.
         prev = self.flow_acc.get(akey)
         if _TRACE:
-            _trace(ev="count", key=key, ws=ws, dup=prev is not None and key in prev["keys"])
-        if prev is not None and key in prev.get("keys", ()):
+            _trace(ev="count", key=key, ws=ws, dup=prev is not None and key in prev["xs"])
+        if prev is not None and key in prev["xs"]:
             self.metrics.inc("citystream_duplicates_total", camera=cam)
             return
         acc = prev or {
@@ -815,7 +815,7 @@ class StreamApp:
             "lines": {},
             "zones": {},
             "frames": 0,
-            "keys": [],
+            "xs": {},  # crossing key -> [ts, line, direction, class, speed, lane, track, seq]
         }
         ln = acc["lines"].setdefault(
             c["line_id"],
@@ -830,12 +830,21 @@ class StreamApp:
             },
         )
         ln[c["direction"]] = ln.get(c["direction"], 0) + 1
-        ln["pcu"] += PCU.get(c["cls"], 1.0)
+        ln["pcu"] += 0.0 if c["cls"] == "person" else self.flow_cfg.pcu.of(c["cls"])
         ln["by_class"][c["cls"]] = ln["by_class"].get(c["cls"], 0) + 1
         if c.get("speed_kmh") is not None:
             ln["speed_sum"] += float(c["speed_kmh"])
             ln["speed_n"] += 1
-        acc["keys"].append(key)
+        acc["xs"][key] = [
+            float(c["ts"]),
+            c["line_id"],
+            c["direction"],
+            c["cls"],
+            c.get("speed_kmh"),
+            c.get("lane"),
+            int(c["track_id"]),
+            int(c.get("seq", 0)),
+        ]
         self.flow_acc[akey] = self._fold(akey, acc)
         if ws not in clk["open"]:
             clk["open"] = sorted([*clk["open"], ws])
@@ -898,13 +907,47 @@ class StreamApp:
             clk["wm"] = wm
             self.clock[cam] = clk
 
+    def _engine_lane_flows(
+        self, cam: str, ws: float, xs: dict[str, list[Any]]
+    ) -> list[dict[str, Any]] | None:
+        """The window's crossings through `engine.flow.FlowEstimator` when the site's `[flow]`
+        has lanes for this camera: per lane volume, PCU flow, speeds, headways, capacity and
+        degree of saturation (NaN → null). None when no lane is configured."""
+        from engine.flow import FlowConfig, FlowEstimator
+        from engine.records import LineCrossing
+
+        lanes = [ln for ln in self.flow_cfg.lanes if ln.camera in (None, cam)]
+        if not lanes:
+            return None
+        w = self.settings.flow_window_s
+        cfg = FlowConfig.model_validate(
+            {
+                **self.flow_cfg.model_dump(),
+                "window_s": w,
+                "lanes": [ln.model_dump() for ln in lanes],
+            }
+        )
+        fe = FlowEstimator(cfg)
+        fe.add_crossings(
+            LineCrossing(cam, seq, ts, track, line, d, cls, sp, lane)
+            for ts, line, d, cls, sp, lane, track, seq in xs.values()
+        )
+        rows = fe.lane_flows(w, start=ws, end=ws + w).to_dicts()
+        return [
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in r.items()
+            }
+            for r in rows
+        ]
+
     async def _close_window(self, cam: str, ws: float, clk: dict[str, Any]) -> list[Any]:
         """Send the flow records (and congestion alerts) of one window; their futures."""
         w = self.settings.flow_window_s
         futs: list[Any] = []
         akey = f"{cam}|{ws}"
         acc = self._fold(
-            akey, self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "keys": []}
+            akey, self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "xs": {}}
         )
         cam_cfg = self.config.cameras.get(cam)
         inter = cam_cfg.intersection if cam_cfg else None
@@ -976,6 +1019,9 @@ class StreamApp:
             "zones": zones,
             "volume": sum(x["volume"] for x in lane_flows),
         }
+        engine_lanes = self._engine_lane_flows(cam, ws, acc["xs"])
+        if engine_lanes is not None:
+            summary["lane_flows"] = engine_lanes
         _trace(ev="close", cam=cam, ws=ws, volume=summary["volume"])
         futs.append(await self._send(self.flows, f"{cam}:{ws}", summary, route))
         self.metrics.inc("citystream_flows_total")

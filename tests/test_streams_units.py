@@ -391,3 +391,31 @@ def test_signal_planner_emits_corridor_green_wave_offsets() -> None:
     assert rec["bandwidth_out_s"] > 0
     # another window: nothing until all three have planned it
     assert sp.corridor_offsets("x1", 60.0, cycles["x1"]) == []
+
+
+def test_flow_windows_use_engine_flow_for_configured_lanes() -> None:
+    """A closed window's crossings go through engine.flow.FlowEstimator when `[flow]` has
+    lanes for the camera (PCU factors from `[flow.pcu]` too)."""
+    from engine.config import SiteConfig
+    from streams.app import create_app
+
+    lane = {"id": "N1", "approach": "N", "camera": "c1", "lines": ["n"]}
+    cfg = SiteConfig.from_dict(
+        {
+            "cameras": {"c1": {"lines": [{"id": "n", "a": [0, 0], "b": [1, 1], "lane": "N1"}]}},
+            "flow": {"lanes": [{**lane, "stop": [0, 0], "upstream": [0, 80]}], "pcu": {"bus": 3.0}},
+        }
+    )
+    sa = create_app(cfg, StreamSettings(flow_window_s=60), broker="kafka://127.0.0.1:9")
+    xs = {
+        f"c1:{i}:n": [float(t), "n", "in", "bus" if i % 3 == 0 else "car", 30.0, "N1", i, t]
+        for i, t in enumerate(range(0, 60, 5))
+    }
+    (row,) = sa._engine_lane_flows("c1", 0.0, xs)
+    assert (row["lane"], row["window_start"], row["window_end"]) == ("N1", 0.0, 60.0)
+    assert row["count"] == 12 and row["volume_vph"] == 12 * 60
+    assert row["pcu_vph"] == (8 * 1.0 + 4 * 3.0) * 60  # [flow.pcu] bus = 3.0
+    assert row["headway_mean_s"] == 5.0
+    assert row["occupancy"] is None  # no presence samples: null, not NaN, in JSON
+    assert sa._engine_lane_flows("c2", 0.0, xs) is None  # no lane configured there
+    assert sa.flow_cfg.pcu.of("bus") == 3.0
