@@ -222,21 +222,27 @@ def run(quick: bool = False) -> SuiteResult:
     # the even ones (held out). Each candidate is a subset of the default counter's passes
     # (pass k = people.tile_sizes[k]; the last = the whole image), merged the same way.
     nt = len(people.tile_sizes)
-    cands = {
-        f"{people.tile_sizes[0]} px tiles + whole": (0, nt),
-        **({f"{people.tile_sizes[1]} px tiles + whole": (1, nt)} if nt > 1 else {}),
-        " + ".join(f"{t}" for t in people.tile_sizes) + " px tiles + whole (default)": tuple(
-            range(nt + 1)
+    every = tuple(range(nt + 1))
+    fused_merge = f"ios {people.ios}, tops within {people.top_tol}"
+    cands: dict[str, tuple[tuple[int, ...], dict[str, float]]] = {
+        f"{people.tile_sizes[0]} px tiles + whole": ((0, nt), {}),
+        **({f"{people.tile_sizes[1]} px tiles + whole": ((1, nt), {})} if nt > 1 else {}),
+        " + ".join(f"{t}" for t in people.tile_sizes)
+        + " px tiles + whole, merge ios 0.8, no top rule": (
+            every,
+            {"ios": 0.8, "top_tol": float("inf")},
         ),
+        " + ".join(f"{t}" for t in people.tile_sizes)
+        + f" px tiles + whole, merge {fused_merge} (default)": (every, {}),
     }
     grid = np.round(np.arange(0.08, 0.301, 0.01), 3)
     cand_scores = {}
-    for name, ps in cands.items():
+    for name, (ps, kw) in cands.items():
         sc = []
         for r in rows:
             b, s, p = r["pooled"]
             m = np.isin(p, ps)
-            sc.append(people.merge(b[m], s[m])[1])
+            sc.append(people.merge(b[m], s[m], **kw)[1])
         cand_scores[name] = sc
     choice = {}
     for name, sc in cand_scores.items():
@@ -294,7 +300,9 @@ def run(quick: bool = False) -> SuiteResult:
         f"pass set chosen on odd: {chosen_name} (conf {chosen:.2f}); tiles overlap "
         f"{people.overlap} px at 416 (scaled for smaller tiles), a tile smaller than 416 is "
         "upscaled to the detector input; tile boxes cut by an interior tile edge dropped, "
-        f"merged by IoU {people.iou} / intersection-over-smaller {people.ios}; fusion chose "
+        f"merged by IoU {people.iou} / intersection-over-smaller {people.ios} with top edges "
+        f"within {people.top_tol} box heights (merge rule chosen on odd photos from ios "
+        "0.6/0.7/0.8 x top 0.3/0.6/off x centre 0.5/1/off); fusion chose "
         f"{sorted({r['method'] for r in rows})}"
     )
     ct.notes.append(

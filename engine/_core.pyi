@@ -504,6 +504,9 @@ def crowd_merge_people(
     scores: npt.NDArray[np.float32],
     iou: float = 0.45,
     ios: float = 0.8,
+    top_tol: float = ...,
 ) -> npt.NDArray[np.int64]:
     """Greedy merge of person boxes pooled from tiles: drop a box with IoU >= iou or
-    intersection-over-smaller >= ios with a kept one. Kept indices, best first."""
+    intersection-over-smaller >= ios with a kept one (the latter only when their top
+    edges are within top_tol x the smaller box's height; default infinity = always).
+    Kept indices, best first."""

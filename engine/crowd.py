@@ -22,8 +22,9 @@ photo a person 40 px tall shrinks to 16 px and is missed; the counter runs the d
 on overlapping tiles at two scales (native 416 px tiles, and 288 px tiles upscaled to
 416) plus the whole image, drops tile boxes cut by an interior tile edge (a neighbouring
 tile or a coarser pass sees that person whole), and merges the rest in Rust
-(``_core.crowd_merge_people``: IoU, plus intersection-over-smaller for fragments). The
-tile sizes and the person score threshold (0.15) were chosen on the odd-numbered
+(``_core.crowd_merge_people``: IoU, plus intersection-over-smaller for fragments that
+share the person's top edge). The tile sizes, the merge rule (ios 0.7, top edges within
+0.6 box heights) and the person score threshold (0.15) were chosen on the odd-numbered
 ``set_b`` photos; ``citystream bench models`` reports the error on the even-numbered ones
 (held out) and on all of them.
 
@@ -109,7 +110,8 @@ class PersonCounter:
         whole: bool = True,
         min_conf: float = 0.05,
         iou: float = 0.45,
-        ios: float = 0.8,
+        ios: float = 0.7,
+        top_tol: float = 0.6,
         threads: int = 0,
         batch: int = 8,
     ) -> None:
@@ -133,6 +135,7 @@ class PersonCounter:
         self.tile_sizes = tuple(int(t) for t in tile_sizes)
         self.overlap, self.whole = int(overlap), bool(whole)
         self.min_conf, self.iou, self.ios = float(min_conf), float(iou), float(ios)
+        self.top_tol = float(top_tol)
         self.batch = max(1, int(batch))
         self.person_id = 0  # RoadClass.PERSON
         self.last_tiles = 0
@@ -183,12 +186,27 @@ class PersonCounter:
         s = np.ascontiguousarray(np.concatenate(sc), np.float32)
         return b, s, np.concatenate(ps).astype(np.int32)
 
-    def merge(self, b: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Greedy merge of pooled boxes in Rust (IoU, plus intersection-over-smaller for
-        fragments); kept boxes highest score first."""
+    def merge(
+        self,
+        b: np.ndarray,
+        s: np.ndarray,
+        *,
+        ios: float | None = None,
+        top_tol: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy merge of pooled boxes in Rust: IoU ≥ ``iou``, or a fragment —
+        intersection-over-smaller ≥ ``ios`` with the top edges within ``top_tol`` × the
+        smaller box's height (an upper-body box shares the person's head; a person
+        standing behind another does not). Kept boxes, highest score first."""
         b = np.ascontiguousarray(b, np.float32).reshape(-1, 4)
         s = np.ascontiguousarray(s, np.float32)
-        keep = _core.crowd_merge_people(b, s, self.iou, self.ios)
+        keep = _core.crowd_merge_people(
+            b,
+            s,
+            self.iou,
+            self.ios if ios is None else ios,
+            self.top_tol if top_tol is None else top_tol,
+        )
         return b[keep], s[keep]
 
     def boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

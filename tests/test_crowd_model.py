@@ -178,6 +178,14 @@ def test_merge_people_binding() -> None:
     b = np.array([[0, 0, 10, 30], [0, 0, 10, 14], [20, 0, 30, 30]], np.float32)
     keep = _core.crowd_merge_people(b, np.array([0.9, 0.6, 0.8], np.float32), 0.45, 0.8)
     assert keep.tolist() == [0, 2]
+    # a person behind another (box inside the front one's, head lower) survives the
+    # fragment rule only when it must share the top edge
+    b2 = np.array([[100, 100, 180, 300], [130, 160, 175, 290]], np.float32)
+    s2 = np.array([0.9, 0.4], np.float32)
+    assert _core.crowd_merge_people(b2, s2, 0.45, 0.7).tolist() == [0]
+    assert _core.crowd_merge_people(b2, s2, 0.45, 0.7, 0.3).tolist() == [0, 1]
+    with pytest.raises(InputError):
+        _core.crowd_merge_people(b2, s2, 0.45, 0.7, -1.0)
     with pytest.raises(InputError):
         _core.crowd_merge_people(np.zeros((2, 3), np.float32), np.zeros(2, np.float32))
     with pytest.raises(InputError):

@@ -239,12 +239,27 @@ pub fn tile_grid(w: usize, h: usize, tile: usize, overlap: usize) -> CoreResult<
 /// highest score first, a box is dropped when it overlaps a kept box with IoU ≥ `iou`
 /// or covers it / is covered by it with intersection-over-smaller ≥ `ios` (a fragment
 /// of a person cut by a tile edge lies inside the whole person's box). Returns the kept
-/// indices, highest score first.
+/// indices, highest score first. See [`merge_people_tops`] for the top-edge rule.
 pub fn merge_people(
     boxes: &[[f32; 4]],
     scores: &[f32],
     iou: f32,
     ios: f32,
+) -> CoreResult<Vec<usize>> {
+    merge_people_tops(boxes, scores, iou, ios, f32::INFINITY)
+}
+
+/// [`merge_people`] where the intersection-over-smaller rule also needs the two top
+/// edges within `top_tol` × the smaller box's height: an upper-body fragment of a
+/// person shares the head (the top edge), while a person standing behind another,
+/// whose box lies mostly inside the front person's, has their head elsewhere.
+/// `top_tol` = infinity is plain [`merge_people`].
+pub fn merge_people_tops(
+    boxes: &[[f32; 4]],
+    scores: &[f32],
+    iou: f32,
+    ios: f32,
+    top_tol: f32,
 ) -> CoreResult<Vec<usize>> {
     if boxes.len() != scores.len() {
         return Err(CoreError::input(format!(
@@ -257,6 +272,9 @@ pub fn merge_people(
         return Err(CoreError::input(
             "merge_people: iou and ios must be in [0, 1]",
         ));
+    }
+    if top_tol.is_nan() || top_tol < 0.0 {
+        return Err(CoreError::input("merge_people: top_tol must be ≥ 0"));
     }
     let mut order: Vec<usize> = (0..boxes.len())
         .filter(|&i| scores[i].is_finite() && boxes[i].iter().all(|v| v.is_finite()))
@@ -276,7 +294,11 @@ pub fn merge_people(
             let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
             let inter = ix * iy;
             let ab = area(b);
-            inter >= iou * (aa + ab - inter) || inter >= ios * aa.min(ab)
+            if inter >= iou * (aa + ab - inter) {
+                return true;
+            }
+            let small_h = if aa <= ab { a[3] - a[1] } else { b[3] - b[1] };
+            inter >= ios * aa.min(ab) && (a[1] - b[1]).abs() <= top_tol * small_h
         });
         if !dup {
             keep.push(i);
@@ -549,6 +571,25 @@ mod tests {
         let k = merge_people(&boxes, &scores, 0.6, 1.0).unwrap();
         assert_eq!(k, vec![0, 2, 1]);
         assert!(merge_people(&boxes, &scores[..2], 0.45, 0.8).is_err());
+    }
+
+    #[test]
+    fn merge_people_tops_keeps_person_behind() {
+        let boxes = [
+            [100.0, 100.0, 180.0, 300.0], // front person
+            [110.0, 96.0, 170.0, 190.0],  // upper-body fragment: same top edge
+            [130.0, 160.0, 175.0, 290.0], // smaller person behind, head lower in frame
+        ];
+        let scores = [0.9, 0.5, 0.4];
+        // plain intersection-over-smaller drops both
+        assert_eq!(merge_people(&boxes, &scores, 0.45, 0.7).unwrap(), vec![0]);
+        // with the top-edge rule the person behind stays, the fragment still goes
+        assert_eq!(
+            merge_people_tops(&boxes, &scores, 0.45, 0.7, 0.3).unwrap(),
+            vec![0, 2]
+        );
+        assert!(merge_people_tops(&boxes, &scores, 0.45, 0.7, -1.0).is_err());
+        assert!(merge_people_tops(&boxes, &scores, 0.45, 0.7, f32::NAN).is_err());
     }
 
     proptest! {

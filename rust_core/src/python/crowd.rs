@@ -179,15 +179,17 @@ fn crowd_tile_grid(
 
 /// Merge person boxes pooled from overlapping tiles: greedy by score, dropping a box
 /// whose IoU with a kept box is ≥ iou or whose intersection over the smaller box is
-/// ≥ ios. Returns kept indices (int64), highest score first.
+/// ≥ ios with top edges within top_tol × the smaller height (default infinity: any).
+/// Returns kept indices (int64), highest score first.
 #[pyfunction]
-#[pyo3(signature = (xyxy, scores, iou=0.45, ios=0.8))]
+#[pyo3(signature = (xyxy, scores, iou=0.45, ios=0.8, top_tol=f32::INFINITY))]
 fn crowd_merge_people<'py>(
     py: Python<'py>,
     xyxy: PyReadonlyArray2<'py, f32>,
     scores: PyReadonlyArray1<'py, f32>,
     iou: f32,
     ios: f32,
+    top_tol: f32,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let s = xyxy.shape();
     if s[1] != 4 {
@@ -200,7 +202,7 @@ fn crowd_merge_people<'py>(
         .map(|r| [r[0], r[1], r[2], r[3]])
         .collect();
     let sc: Vec<f32> = scores.as_array().iter().copied().collect();
-    let keep = py.detach(|| crowd::merge_people(&boxes, &sc, iou, ios))?;
+    let keep = py.detach(|| crowd::merge_people_tops(&boxes, &sc, iou, ios, top_tol))?;
     Ok(Array1::from_vec(keep.into_iter().map(|i| i as i64).collect()).into_pyarray(py))
 }
 
