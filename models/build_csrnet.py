@@ -226,13 +226,28 @@ def build_int8(
     mosaics: list[int] | None = None,
     long_side: int = 1024,
     calibration_sha256: str = "",
+    onnxruntime_version: str = "",
 ) -> None:
     """CSRNet with int8 convolutions (onnxruntime static QDQ quantisation, per-channel
     symmetric int8 weights, asymmetric uint8 activations, MinMax ranges) calibrated on
     ``calibration_images`` at the operating input size (long side ``long_side``).
     ``INT8_FLOAT_NODES`` stay float32. Deterministic for one onnxruntime version (min/max
-    are order-independent); the registry's sha256 checks the result."""
+    are order-independent); the registry's sha256 checks the result, and
+    ``onnxruntime_version`` names the version it was recorded with."""
     import tempfile
+
+    import onnxruntime
+
+    from engine.errors import ModelIntegrityError
+
+    if onnxruntime_version and onnxruntime.__version__ != onnxruntime_version:
+        raise ModelIntegrityError(
+            f"csrnet int8: the registry's sha256 was recorded with onnxruntime "
+            f"{onnxruntime_version}, this is {onnxruntime.__version__}; its quantiser may "
+            "write different bytes. Install that version, or rebuild (`citystream models "
+            "fetch --force csrnet-int8`), check `citystream bench models` and record the new "
+            "sha256 and version in models/registry.toml"
+        )
 
     import cv2
     import onnx

