@@ -33,6 +33,7 @@ SEEDS_FULL = (7, 8)  # a third seed would add ~15 min of camera-loop runs
 ACT = "SUMO actuated (its own program)"
 OURS = "ours: engine.signal CyclicGapController (Rust) · cameras"
 OURS_PY = "ours: CyclicGap (Python prototype) · lane detectors"
+OURS_PY_CAM = "ours: CyclicGap (Python prototype) · cameras"
 COORD = "ours: coordinated-actuated, cycle 56 s + green-wave offsets"
 COORD0 = "ours: coordinated-actuated, cycle 56 s, no offsets"
 WAVE = "fixed plan + green-wave offsets"
@@ -58,6 +59,7 @@ def _specs(quick: bool, work: str) -> list[Any]:
                 **base,
             ),
             RunSpec(k, "hybrid", OURS_PY, **base),
+            RunSpec(k, "hybrid", OURS_PY_CAM, measure="cameras", **base),
             RunSpec(
                 k,
                 "max-pressure",

@@ -29,7 +29,8 @@ from engine.sim.runner import VIEW_M, SumoMeasurer, stage_lanes
 from engine.sim.scenarios import Approach, Junction, Scenario
 
 IMG_W, IMG_H = 1280, 720
-# a track missed by the detector for up to this long still counts (speeds are smoothed)
+# queue estimate: a track missed by the detector for up to this long still counts (its
+# speed smoothed over frames)
 QUEUE_HOLD_S = 1.0
 NEAR_M, FAR_M, HALF_LAT_M = -20.0, VIEW_M, 10.0
 VEH_HEIGHT_M = {"car": 1.5, "bus": 3.0}
@@ -257,55 +258,67 @@ class CameraMeasurer:
             self.flow.add_frame(res)
             if gt is not None:
                 self._truth_speed(v, idx, xy, speed)
-        cur = self.flow.current_tracks(hold_s=QUEUE_HOLD_S)
+        # the controller gets each camera's last frame as is (no lag for its gap-outs); the
+        # queue estimate holds tracks over missed detections and smooths their speeds
+        cur = self.flow.current()
+        held = self.flow.current_tracks(hold_s=QUEUE_HOLD_S) if gt is not None else None
         counts = self.flow.counts()
         out = {}
         for j in self.sc.junctions:
-            rows: list[list[tuple[float, float, float]]] = [[] for _ in j.stage_states]
-            mrows: dict[str, list[tuple[float, float, float]]] = {}
-            mcounts: dict[str, float] = {}
-            som = self.stage_of_lane[j.tls]
-            for a in j.approaches:
-                left_lane = a.lanes[2] if len(a.lanes) > 2 else None
-                n_left = counts.get(left_lane, 0) if left_lane else 0
-                n_thr1 = counts.get(a.lanes[1], 0) if len(a.lanes) > 1 else 0
-                p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)
-                for i, ln in enumerate(a.lanes):
-                    mv = f"{a.name}_{'L' if a.lane_dirs.get(i, 's') == 'l' else 'T'}"
-                    mcounts[mv] = mcounts.get(mv, 0.0) + counts.get(ln, 0)
-                    if ln not in cur:
-                        continue
-                    d, s = cur[ln]
-                    k = som.get(ln, 0)
-                    for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
-                        if i == 1 and left_lane and dd > a.length and left_lane in som:
-                            # upstream of the bay, lane 1 carries both left-turners and through
-                            rows[som[left_lane]].append((dd, ss, p_left))
-                            rows[k].append((dd, ss, 1.0 - p_left))
-                            mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p_left))
-                            mrows.setdefault(mv, []).append((dd, ss, 1.0 - p_left))
-                        else:
-                            rows[k].append((dd, ss, 1.0))
-                            mrows.setdefault(mv, []).append((dd, ss, 1.0))
-
-            def traffic(r: list[tuple[float, float, float]]) -> StageTraffic:
-                arr = np.asarray(r, np.float64).reshape(-1, 3)
-                return StageTraffic(arr[:, 0], arr[:, 1], arr[:, 2])
-
-            lane_counts = {k: float(v) for k, v in counts.items()}
-            out[j.tls] = JunctionMeasurement(
-                t,
-                [traffic(r) for r in rows],
-                lane_counts,
-                stage_lanes(j),
-                {mv: traffic(r) for mv, r in mrows.items()},
-                mcounts,
-            )
-            if gt is not None:
-                self._truth_queue(j, out[j.tls], gt[j.tls])
+            out[j.tls] = self._measurement(j, t, cur, counts)
+            if gt is not None and held is not None:
+                self._truth_queue(j, self._measurement(j, t, held, counts), gt[j.tls])
         self._last = out
         # no pruning: the run's error report aggregates the whole run (memory: ~1 GB / h)
         return out
+
+    def _measurement(
+        self,
+        j: Junction,
+        t: float,
+        cur: dict[str, tuple[np.ndarray, np.ndarray]],
+        counts: dict[str, int],
+    ) -> JunctionMeasurement:
+        """Per-stage and per-movement traffic of junction `j` from lane tracks `cur`."""
+        rows: list[list[tuple[float, float, float]]] = [[] for _ in j.stage_states]
+        mrows: dict[str, list[tuple[float, float, float]]] = {}
+        mcounts: dict[str, float] = {}
+        som = self.stage_of_lane[j.tls]
+        for a in j.approaches:
+            left_lane = a.lanes[2] if len(a.lanes) > 2 else None
+            n_left = counts.get(left_lane, 0) if left_lane else 0
+            n_thr1 = counts.get(a.lanes[1], 0) if len(a.lanes) > 1 else 0
+            p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)
+            for i, ln in enumerate(a.lanes):
+                mv = f"{a.name}_{'L' if a.lane_dirs.get(i, 's') == 'l' else 'T'}"
+                mcounts[mv] = mcounts.get(mv, 0.0) + counts.get(ln, 0)
+                if ln not in cur:
+                    continue
+                d, s = cur[ln]
+                k = som.get(ln, 0)
+                for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
+                    if i == 1 and left_lane and dd > a.length and left_lane in som:
+                        # upstream of the bay, lane 1 carries both left-turners and through
+                        rows[som[left_lane]].append((dd, ss, p_left))
+                        rows[k].append((dd, ss, 1.0 - p_left))
+                        mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p_left))
+                        mrows.setdefault(mv, []).append((dd, ss, 1.0 - p_left))
+                    else:
+                        rows[k].append((dd, ss, 1.0))
+                        mrows.setdefault(mv, []).append((dd, ss, 1.0))
+
+        def traffic(r: list[tuple[float, float, float]]) -> StageTraffic:
+            arr = np.asarray(r, np.float64).reshape(-1, 3)
+            return StageTraffic(arr[:, 0], arr[:, 1], arr[:, 2])
+
+        return JunctionMeasurement(
+            t,
+            [traffic(r) for r in rows],
+            {k: float(v) for k, v in counts.items()},
+            stage_lanes(j),
+            {mv: traffic(r) for mv, r in mrows.items()},
+            mcounts,
+        )
 
     def _truth_speed(self, v: CameraView, idx: np.ndarray, xy, speed) -> None:
         a = v.approach
