@@ -9,7 +9,7 @@ its own safety state machine). On the arterial: SUMO's programs, a common-cycle 
 plan with and without green-wave offsets, and our coordinated-actuated control with and
 without offsets. Every controller runs on demand seed 7; the full run repeats SUMO
 actuated and the headline rows (Rust CyclicGap through the cameras, coordinated-actuated)
-on seed 8, and the goals use the mean over seeds. Delay counts every vehicle,
+on seeds 8 and 9, and the goals use the mean over seeds. Delay counts every vehicle,
 finished or not; teleporting is off. `--quick` shortens the demand to 600 s (+300 s to
 drain), one seed, fewer controllers.
 """
@@ -29,7 +29,7 @@ SINGLE = ("steady", "unbalanced", "surging")
 
 
 # demand seeds: every controller runs on seed 7; the headline rows also on the others
-SEEDS_FULL = (7, 8)  # a third seed would add ~15 min of camera-loop runs
+SEEDS_FULL = (7, 8, 9)
 ACT = "SUMO actuated (its own program)"
 OURS = "ours: engine.signal CyclicGapController (Rust) · cameras"
 OURS_PY = "ours: CyclicGap (Python prototype) · lane detectors"
