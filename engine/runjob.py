@@ -1,15 +1,17 @@
 """`citystream run`: the main job.
 
-Processes a video through `engine.Pipeline` (real YOLOv3-tiny detector, Rust core), shows a
-progress bar, and writes under `--out`:
+By default the job runs through the stream layer (see `streams/demo.py`): with
+`CITYSTREAM_BROKER` unset it starts the embedded broker, a Faust worker and a feeder for the
+sample video, shows a live summary (counts, flows, plans, alerts) and writes the final one
+to `--out/summary.json`; Ctrl-C stops everything.
+
+With `--direct` it processes the video in this process through `engine.Pipeline` (real
+YOLOv3-tiny detector, Rust core), shows a progress bar, and writes under `--out`:
 
 - `records.jsonl` (every observation, crossing and zone record, with a `kind` field) and
   one Parquet file per record kind,
 - `summary.json` (counts per line, direction and class; speeds; timings), also printed,
 - `annotated.mp4` (boxes, ids, track tails, lines, zones) or key frames as PNG.
-
-With `--streamed` the same job runs through the stream layer instead: an embedded broker,
-a Faust worker and a feeder (see `streams/demo.py`).
 """
 
 from __future__ import annotations
@@ -41,16 +43,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=None, help="site TOML (default: matches the video)"
     )
     p.add_argument("--camera", default=None, help="camera id in the config (default: its first)")
-    p.add_argument("--out", type=Path, default=Path("out/run"), help="output directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/run"),
+        help="output directory (summary.json; --direct also records, video)",
+    )
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = all)")
-    p.add_argument("--batch", type=int, default=4, help="frames per detector call")
+    p.add_argument("--batch", type=int, default=4, help="frames per detector call (--direct)")
     p.add_argument(
         "--annotate",
         choices=["video", "keyframes", "none"],
         default="video",
         help="annotated output: an mp4, key frames as PNG, or nothing",
     )
-    p.add_argument("--streamed", action="store_true", help="run through broker + Faust worker")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--streamed",
+        action="store_true",
+        help="run through broker + Faust worker + feeder (the default)",
+    )
+    mode.add_argument(
+        "--direct",
+        action="store_true",
+        help="run in this process and write records, summary and annotated video to --out",
+    )
 
 
 def find_default_video() -> Path:
@@ -168,18 +185,25 @@ def summarise(
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.streamed:
+    if not args.direct:
         from streams.demo import run_streamed
 
         video = args.video or find_default_video()
-        return int(
+        final: dict[str, Any] = {}
+        rc = int(
             run_streamed(
                 [video],
                 config=args.config or default_config_for(video),
                 max_frames=args.max_frames or None,
+                result=final,
             )
             or 0
         )
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "summary.json").write_text(
+            json.dumps(final, indent=2, ensure_ascii=False, default=str)
+        )
+        return rc
 
     import cv2
     from rich.console import Console

@@ -137,6 +137,7 @@ def test_main_job_writes_records_summary_and_keyframes(tmp_path: Path, data_dir:
     rc = cli_main(
         [
             "run",
+            "--direct",
             "--video",
             str(data_dir / "video" / "vtest.avi"),
             "--out",
