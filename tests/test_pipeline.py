@@ -157,3 +157,17 @@ def test_main_job_writes_records_summary_and_keyframes(tmp_path: Path, data_dir:
     assert kinds["observation"] == summary["observations"] > 0
     assert (tmp_path / "observations.parquet").exists()
     assert list(tmp_path.glob("frame_*.png"))
+
+
+def test_main_job_default_is_streamed_and_writes_summary(tmp_path: Path, data_dir: Path) -> None:
+    """`citystream run` with no broker configured: embedded broker, worker and feeder."""
+    rc = cli_main(
+        ["run", "--video", str(data_dir / "video" / "vtest.avi"), "--out", str(tmp_path)]
+        + ["--max-frames", "20"]
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert rc == 0, summary
+    assert summary["fed"] == {"vtest": 20}
+    done = summary["structured"].get("vtest", 0) + summary["skipped"].get("vtest", 0)
+    assert done + sum(summary["dead_letters"].values()) == 20
+    assert summary["structured"].get("vtest", 0) >= 1
