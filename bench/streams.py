@@ -205,6 +205,21 @@ def _streamed_phase(
     }
 
 
+def _settle(rig: StreamRig, busy: float = 0.5, timeout: float = 20.0) -> float:
+    """Wait until the worker is idle (CPU below `busy` of a core over two 0.2 s looks): a
+    paced phase right after a flood would otherwise measure the flood's backlog (the flow
+    agent still digesting the previous phase's records). Returns the seconds waited."""
+    t0 = time.time()
+    calm = 0
+    last = _cpu_s(rig.worker.pid)
+    while time.time() - t0 < timeout and calm < 2:
+        time.sleep(0.2)
+        now = _cpu_s(rig.worker.pid)
+        calm = calm + 1 if now - last < busy * 0.2 else 0
+        last = now
+    return time.time() - t0
+
+
 def broker_floor(
     bootstrap: str, fetch_max_wait_ms: int, *, n: int = 300, rate: float = 100.0
 ) -> dict[str, float]:
@@ -394,7 +409,8 @@ def run(quick: bool = False) -> SuiteResult:
     batch_within = StreamSettings().batch_within_s
     t.notes.append(
         "streamed latency: producer send → the frame's record on `observations` (acked by the broker), "
-        f"paced at 10 frames/s per camera for {pace_s:g} s before the throughput phase; Faust batch "
+        f"paced at 10 frames/s per camera for {pace_s:g} s before the throughput phase, once the "
+        "worker is idle again after the previous phase (CPU < 50% of a core); Faust batch "
         f"window {batch_within * 1e3:g} ms, fetch wait {EMBEDDED_FETCH_MAX_WAIT_MS} ms (embedded profile; "
         "the collector too), "
         "records acknowledged by the broker before the frame is acked"
@@ -453,6 +469,7 @@ def run(quick: bool = False) -> SuiteResult:
                 # capacity), then throughput; a paced phase right after a flood would
                 # measure the flood's backlog
                 rate = n * FPS
+                _settle(rig)
                 paced = _streamed_phase(
                     rig, _recorded_items(cams, next_seq, int(pace_s * FPS)), rate, 60
                 )
@@ -537,6 +554,7 @@ def run(quick: bool = False) -> SuiteResult:
                             next_seq[cam] += 1
                             items.append((cam, s, jpeg_env(cam, s)))
                     rate = 0.8 * d["fps"]
+                    _settle(rig)
                     st = _streamed_phase(rig, items, rate, 300)
                     t.add(
                         "YOLOv3-tiny on JPEG frames",

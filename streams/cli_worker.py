@@ -57,6 +57,10 @@ def run_worker(
     sa = create_app(cfg, settings, broker=broker, load_detector=load_detector)
     _ = sa.pipeline  # build (and load the detector) before joining the group
     worker = Worker(sa.app, loglevel=loglevel, quiet=True, loop=loop)
+    # Faust's startup spinner sets the root logger to DEBUG (its handler spins on every
+    # record): every aiokafka debug call then built a LogRecord per send and fetch, ~5-10%
+    # of the worker's CPU. Without it the root logger stays at `loglevel`.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -17,6 +17,7 @@ restart produces the same alerts with the same keys."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,18 +30,34 @@ from streams.settings import IncidentSettings
 _VEHICLES = {"car", "motorcycle", "bus", "truck"}
 
 
-def _inside(poly: np.ndarray, x: float, y: float) -> bool:
-    """Even-odd point-in-polygon test."""
-    n = len(poly)
+def _inside(poly: tuple[tuple[float, float], ...], x: float, y: float) -> bool:
+    """Even-odd point-in-polygon test (vertices as Python floats: numpy scalar indexing
+    made this the stream worker's costliest per-vehicle step)."""
     inside = False
-    j = n - 1
-    for i in range(n):
-        xi, yi = poly[i]
-        xj, yj = poly[j]
+    xj, yj = poly[-1]
+    for xi, yi in poly:
         if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / ((yj - yi) or 1e-12) + xi:
             inside = not inside
-        j = i
+        xj, yj = xi, yi
     return inside
+
+
+class _Zone:
+    """A running-lane zone: id, vertices and bounding box (a cheap reject first)."""
+
+    __slots__ = ("id", "poly", "x0", "x1", "y0", "y1")
+
+    def __init__(self, zid: str, polygon: Any) -> None:
+        self.id = zid
+        self.poly = tuple((float(px), float(py)) for px, py in polygon)
+        xs = [p[0] for p in self.poly]
+        ys = [p[1] for p in self.poly]
+        self.x0, self.x1, self.y0, self.y1 = min(xs), max(xs), min(ys), max(ys)
+
+    def contains(self, x: float, y: float) -> bool:
+        if x < self.x0 or x > self.x1 or y < self.y0 or y > self.y1:
+            return False
+        return _inside(self.poly, x, y)
 
 
 @dataclass
@@ -64,13 +81,11 @@ class IncidentStage:
 
     def __init__(self, config: SiteConfig, settings: IncidentSettings) -> None:
         self.settings = settings
-        self.lane_zones: dict[str, list[tuple[str, np.ndarray]]] = {}
+        self.lane_zones: dict[str, list[_Zone]] = {}
         self.crowd_zones: dict[str, list[str]] = {}
         for cam_id, cam in config.cameras.items():
             self.lane_zones[cam_id] = [
-                (z.id, np.asarray(z.polygon, np.float64))
-                for z in cam.zones
-                if z.kind in ("lane", "no_stopping")
+                _Zone(z.id, z.polygon) for z in cam.zones if z.kind in ("lane", "no_stopping")
             ]
             self.crowd_zones[cam_id] = [z.id for z in cam.zones if z.kind == "crowd"]
         self._state: dict[str, _CamState] = {}
@@ -91,9 +106,10 @@ class IncidentStage:
             if o.cls not in _VEHICLES:
                 continue
             cx, cy = (o.x1 + o.x2) / 2, (o.y1 + o.y2) / 2
-            for zid, poly in zones:
-                if not _inside(poly, cx, cy):
+            for zone in zones:
+                if not zone.contains(cx, cy):
                     continue
+                zid = zone.id
                 k = (o.track_id, zid)
                 present.add(k)
                 cur = st.still.get(k)
@@ -101,7 +117,7 @@ class IncidentStage:
                     moving = o.speed_kmh > s.stopped_speed_kmh
                 else:
                     moving = (
-                        cur is not None and np.hypot(cx - cur.x, cy - cur.y) > s.stopped_motion_px
+                        cur is not None and math.hypot(cx - cur.x, cy - cur.y) > s.stopped_motion_px
                     )
                 if cur is None or moving:
                     st.still[k] = _Still(r.ts, cx, cy)
