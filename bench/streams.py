@@ -410,8 +410,8 @@ def run(quick: bool = False) -> SuiteResult:
     t.notes.append(
         "streamed latency: producer send → the frame's record on `observations` (acked by the broker), "
         f"paced at 10 frames/s per camera for {pace_s:g} s before the throughput phase, once the "
-        "worker is idle again after the previous phase (CPU < 50% of a core); Faust batch "
-        f"window {batch_within * 1e3:g} ms, fetch wait {EMBEDDED_FETCH_MAX_WAIT_MS} ms (embedded profile; "
+        "worker is idle again after the previous phase (CPU < 50% of a core); a batch is what is "
+        f"queued (a worker with a detector waits {batch_within * 1e3:g} ms once for more), fetch wait {EMBEDDED_FETCH_MAX_WAIT_MS} ms (embedded profile; "
         "the collector too), "
         "records acknowledged by the broker before the frame is acked"
     )

@@ -3,7 +3,7 @@
 [streams]
 partitions = 8            # of every topic (a partition is a set of cameras)
 batch_max = 16            # frames of many cameras per model call
-batch_within_s = 0.001    # ... or whatever arrived within this time (bounds the added latency)
+batch_within_s = 0.001    # a batch is what is already queued; with a detector it waits this once for more
 max_wall_lag_s = 5.0      # backpressure: skip frames older than this (wall clock)
 max_stream_lag_s = 2.0    # ... or older than the camera's newest frame in the batch
 flow_window_s = 60        # flow windows (per lane and intersection)
@@ -56,7 +56,8 @@ class StreamSettings(BaseModel):
     partitions: int = Field(default=8, ge=1)
     replication: int = Field(default=1, ge=1)
     batch_max: int = Field(default=16, ge=1)
-    # a larger window only helps when frames trickle in: a busy worker finds its batch waiting
+    # a batch is what is already queued (a busy worker finds its batch waiting); only a worker
+    # with a detector waits this long once per batch for more frames (one model call)
     batch_within_s: float = Field(default=0.001, gt=0)
     max_wall_lag_s: float | None = Field(default=5.0, ge=0)  # 0/None = off
     max_stream_lag_s: float | None = Field(default=2.0, ge=0)  # 0/None = off
