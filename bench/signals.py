@@ -103,6 +103,26 @@ def _arterial_specs(
     base = dict(end_s=end, horizon_s=end + (300.0 if quick else 900.0), work_dir=work)
     greens = plan["greens"]
     zero = dict.fromkeys(coord["offsets"], 0.0)
+
+    def coord_runs(record_through: bool = False, **kw: Any) -> list[Any]:
+        """Coordinated-actuated with its green-wave offsets (through traffic recorded if
+        asked) and the same with none."""
+        return [
+            RunSpec(
+                "arterial",
+                "coord-actuated",
+                label,
+                params={"greens": coord["greens"], "offsets": offsets},
+                record_through=rec,
+                **kw,
+                **base,
+            )
+            for label, offsets, rec in (
+                (COORD, coord["offsets"], record_through),
+                (COORD0, zero, False),
+            )
+        ]
+
     specs = [
         RunSpec("arterial", "static", "SUMO static (its own program)", **base),
         RunSpec("arterial", "actuated", ACT, **base),
@@ -121,43 +141,14 @@ def _arterial_specs(
             params={"greens": greens, "offsets": plan.get("offsets_greenwave", {})},
             **base,
         ),
-        RunSpec(
-            "arterial",
-            "coord-actuated",
-            COORD,
-            params={"greens": coord["greens"], "offsets": coord["offsets"]},
-            record_through=True,
-            **base,
-        ),
-        RunSpec(
-            "arterial",
-            "coord-actuated",
-            COORD0,
-            params={"greens": coord["greens"], "offsets": zero},
-            **base,
-        ),
+        *coord_runs(record_through=True),
         RunSpec("arterial", "hybrid", "ours: CyclicGap (Python) · lane detectors", **base),
     ]
     if not quick:
         for seed in SEEDS_FULL[1:]:
             specs += [
                 RunSpec("arterial", "actuated", ACT, seed=seed, **base),
-                RunSpec(
-                    "arterial",
-                    "coord-actuated",
-                    COORD,
-                    params={"greens": coord["greens"], "offsets": coord["offsets"]},
-                    seed=seed,
-                    **base,
-                ),
-                RunSpec(
-                    "arterial",
-                    "coord-actuated",
-                    COORD0,
-                    params={"greens": coord["greens"], "offsets": zero},
-                    seed=seed,
-                    **base,
-                ),
+                *coord_runs(seed=seed),
             ]
     return specs
 

@@ -48,6 +48,22 @@ def _cpu_s(pid: int) -> float:
         return float("nan")
 
 
+def _row(
+    t: Any,
+    stage: str,
+    cams: int | str,
+    path: str,
+    frames: int,
+    fps: float | str,
+    lat: dict[str, Any],
+    added: float | str = "",
+    cpu: dict[str, Any] | None = None,
+) -> None:
+    """One row of the latency table: p50/p99 from `lat`, CPU per frame from `cpu`."""
+    cpu_ms = (cpu["worker_cpu_ms"], cpu["broker_cpu_ms"]) if cpu else ("", "")
+    t.add(stage, cams, path, frames, fps, lat["p50"], lat["p99"], added, *cpu_ms)
+
+
 def _pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
@@ -438,32 +454,18 @@ def run(quick: bool = False) -> SuiteResult:
             )
             for wait in sorted({1, EMBEDDED_FETCH_MAX_WAIT_MS, 10}):
                 fl = broker_floor(rig.broker.bootstrap, wait, n=300 if quick else 1000)
-                t.add(
+                _row(
+                    t,
                     "broker floor (no Faust)",
                     "",
                     f"aiokafka produce → relay → read, fetch wait {wait} ms, 100/s",
                     fl["frames"],
                     "",
-                    fl["p50"],
-                    fl["p99"],
-                    "",
-                    "",
-                    "",
+                    fl,
                 )
             for n in CAMERAS:
                 d = _direct_recorded(n, per_cam_rec[n])
-                t.add(
-                    "recorded detections",
-                    n,
-                    "direct Pipeline",
-                    d["frames"],
-                    d["fps"],
-                    d["p50"],
-                    d["p99"],
-                    "",
-                    "",
-                    "",
-                )
+                _row(t, "recorded detections", n, "direct Pipeline", d["frames"], d["fps"], d)
                 cams = all_cams[:n]
                 # latency first, paced at the cameras' own rate (10 frames/s each: below
                 # capacity), then throughput; a paced phase right after a flood would
@@ -479,17 +481,16 @@ def run(quick: bool = False) -> SuiteResult:
                 added = paced["p99"] - d["p99"]
                 stream_added.append(added)
                 rec_fps.append(sat["fps"])
-                t.add(
+                _row(
+                    t,
                     "recorded detections",
                     n,
                     f"streamed (throughput; latency paced at {rate:.0f}/s)",
                     sat["frames"],
                     sat["fps"],
-                    paced["p50"],
-                    paced["p99"],
+                    paced,
                     added,
-                    sat["worker_cpu_ms"],
-                    sat["broker_cpu_ms"],
+                    sat,
                 )
                 if n == max(CAMERAS):
                     cost["worker_cpu_ms"] = sat["worker_cpu_ms"]
@@ -534,17 +535,14 @@ def run(quick: bool = False) -> SuiteResult:
                 _warm(rig, all_cams[:1], next_seq, lambda i, cam, s: jpeg_env(cam, s), timeout=180)
                 for n in CAMERAS:
                     d = _direct_model(n, per_cam_model[n], frames, batch_max)
-                    t.add(
+                    _row(
+                        t,
                         "YOLOv3-tiny on JPEG frames",
                         n,
                         "direct Pipeline.process_batch",
                         d["frames"],
                         d["fps"],
-                        d["p50"],
-                        d["p99"],
-                        "",
-                        "",
-                        "",
+                        d,
                     )
                     cams = all_cams[:n]
                     items = []
@@ -556,17 +554,16 @@ def run(quick: bool = False) -> SuiteResult:
                     rate = 0.8 * d["fps"]
                     _settle(rig)
                     st = _streamed_phase(rig, items, rate, 300)
-                    t.add(
+                    _row(
+                        t,
                         "YOLOv3-tiny on JPEG frames",
                         n,
                         f"streamed (paced at {rate:.1f}/s)",
                         st["frames"],
                         st["fps"],
-                        st["p50"],
-                        st["p99"],
+                        st,
                         st["p99"] - d["p99"],
-                        st["worker_cpu_ms"],
-                        st["broker_cpu_ms"],
+                        st,
                     )
                     if n == max(CAMERAS):
                         cost["model_direct_ms"] = 1e3 / d["fps"]
