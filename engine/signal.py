@@ -618,12 +618,14 @@ class _Decider:
         now: float = 0.0,
     ) -> Decision:
         """One decision for an intersection showing `phase` (green for `elapsed` s)."""
-        a = state.arrays()
         p = self.ix.phase_index(phase)
-        t, pr, calls = self.core.decide(
-            p, elapsed, a["queue"], a["approaching"], a["gap"], a["downstream"], interval, now
-        )
+        t, pr, calls = self.core.decide(p, elapsed, *self._inputs(state), interval, now)
         return Decision(t, None if t is None else self.ix.phase_names[t], pr, calls)
+
+    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
+        """The per-lane arrays this controller's core decides on."""
+        a = state.arrays()
+        return a["queue"], a["approaching"], a["gap"], a["downstream"]
 
 
 class MaxPressureController(_Decider):
@@ -675,7 +677,7 @@ class PressureActuatedController(_Decider):
         )
 
 
-class CyclicGapController:
+class CyclicGapController(_Decider):
     """The phases in their cyclic order, skipping phases with fewer than `min_call_veh`
     vehicles (queue + approaching); after the minimum green, a green ends when another
     phase is called and either the vehicles expected at the stop line within `horizon_s`
@@ -709,23 +711,13 @@ class CyclicGapController:
             None if phase_lanes is None else [float(x) for x in phase_lanes],
         )
 
-    def decide(
-        self,
-        state: DetectorState,
-        phase: int | str,
-        elapsed: float,
-        interval: str = "green",
-        now: float = 0.0,
-    ) -> Decision:
-        """One decision (needs `state.expected`); `pressures` holds each phase's demand."""
+    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
+        """Decides on `state.expected` (vehicles expected at the stop line within
+        `horizon_s`); `Decision.pressures` then holds each phase's demand."""
         if state.expected is None:
             raise InputError("CyclicGapController needs DetectorState.expected")
         a = state.arrays()
-        p = self.ix.phase_index(phase)
-        t, dem, calls = self.core.decide(
-            p, elapsed, a["queue"], a["approaching"], a["expected"], interval, now
-        )
-        return Decision(t, None if t is None else self.ix.phase_names[t], dem, calls)
+        return a["queue"], a["approaching"], a["expected"]
 
 
 class FixedTimeController:
