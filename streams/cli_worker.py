@@ -33,6 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loglevel", default="warning")
 
 
+def worker_command(config: object, broker: str, *args: str) -> list[str]:
+    """The argv of a `citystream worker` subprocess for `config` (a site TOML path) on
+    `broker`, plus `args` (e.g. "--no-detector"), as `citystream run`, the tests and the
+    streams benchmark start it."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "engine.cli",
+        "worker",
+        "--config",
+        str(config),
+        "--broker",
+        broker,
+        *args,
+    ]
+
+
 def run_worker(
     config: str,
     broker: str,

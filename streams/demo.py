@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import SiteConfig
+from streams.cli_worker import worker_command
+from streams.reader import TopicReader
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,16 +46,7 @@ class Summary:
         self.alert_count: Counter[str] = Counter()
         self.dead: Counter[str] = Counter()
         self.first_record: float | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.thread.start()
-        self._ready.wait(30)
-
-    async def _run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        t = self.settings.topic
+        t = settings.topic
         names = {
             t(n): n
             for n in (
@@ -66,27 +58,13 @@ class Summary:
                 "dead-letters",
             )
         }
-        c = AIOKafkaConsumer(
-            *names,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-            fetch_max_wait_ms=50,
+        self._reader = TopicReader(
+            bootstrap,
+            list(names),
+            lambda topic, key, value, _at: self._on(
+                names[topic], key.decode("utf-8", "replace") if key else "", value
+            ),
         )
-        await c.start()
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                batch = await c.getmany(timeout_ms=200)
-                for tp, msgs in batch.items():
-                    for m in msgs:
-                        self._on(
-                            names[tp.topic],
-                            m.key.decode("utf-8", "replace") if m.key else "",
-                            m.value,
-                        )
-        finally:
-            await c.stop()
 
     def _on(self, kind: str, key: str, value: bytes) -> None:
         try:
@@ -115,8 +93,7 @@ class Summary:
             self.dead[d.get("reason", "?").split(":")[0]] += 1
 
     def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(5)
+        self._reader.stop(5)
 
     def render(self, fed: Counter[str], started: float, status: str) -> Any:
         from rich.console import Group
@@ -238,18 +215,7 @@ def run_streamed(
             asyncio.run(ensure_topics(url, settings))
             ready = Path(td) / "ready.json"
             worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "engine.cli",
-                    "worker",
-                    "--config",
-                    str(cfg_path),
-                    "--broker",
-                    url,
-                    "--app-id",
-                    settings.app_id,
-                ],
+                worker_command(cfg_path, url, "--app-id", settings.app_id),
                 cwd=REPO,
                 stdout=open(log, "wb"),
                 stderr=subprocess.STDOUT,

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -28,6 +27,7 @@ import pytest
 from engine import Pipeline
 from streams.app import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, kafka_ping
+from streams.cli_worker import worker_command
 from streams.envelope import Codec, FrameEnvelope, decode
 from streams.feed import FrameProducer, feed_video
 from streams.settings import StreamSettings
@@ -65,19 +65,13 @@ class Worker:
     ) -> None:
         cfg = tmp / "site.toml"
         cfg.write_text(toml)
-        cmd = [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "worker",
-            "--config",
-            str(cfg),
-            "--broker",
+        cmd = worker_command(
+            cfg,
             broker_url,
             "--no-detector",
             "--loglevel",
             os.environ.get("CS_TEST_LOGLEVEL", "warning"),
-        ]
+        )
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port)]
         self.log = tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
@@ -313,11 +307,13 @@ def test_killed_worker_restarts_with_equal_counts(broker: EmbeddedBroker, tmp_pa
             n_flows = n_cams * len(closed)
 
             def done(g: dict[str, list]) -> bool:
-                # every window closed and every crossing of the reference run seen (a lost
-                # crossing makes this time out and fail below)
-                return len({k for k, _ in g[p + "flows"]}) >= n_flows and {
-                    k.decode() for k, _ in g[p + "crossings"]
-                } >= set(ref)
+                # every window closed, every crossing of the reference run and every frame's
+                # record seen (a lost one makes this time out and fail below)
+                return (
+                    len({k for k, _ in g[p + "flows"]}) >= n_flows
+                    and {k.decode() for k, _ in g[p + "crossings"]} >= set(ref)
+                    and len({k for k, _ in g[p + "observations"]}) >= n_cams * n_frames
+                )
 
             got = read_topics(
                 broker.bootstrap,

@@ -3,8 +3,10 @@ the backpressure policy, incident rules, Webster fallback, metrics text, setting
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -419,3 +421,57 @@ def test_flow_windows_use_engine_flow_for_configured_lanes() -> None:
     assert row["occupancy"] is None  # no presence samples: null, not NaN, in JSON
     assert sa._engine_lane_flows("c2", 0.0, xs) is None  # no lane configured there
     assert sa.flow_cfg.pcu.of("bus") == 3.0
+
+
+def test_flow_state_written_per_crossing_does_not_grow_with_the_window() -> None:
+    """Each counted crossing writes O(1) state (its own changelog entry), not the whole
+    window; duplicates are not counted; a window's totals come from its entries."""
+    from types import SimpleNamespace
+
+    from engine.config import SiteConfig
+    from streams.app import _event_context, create_app
+
+    lines = [{"id": f"l{k}", "a": [0, 0], "b": [1, k + 1], "lane": f"L{k}"} for k in range(2)]
+    cfg = SiteConfig.from_dict({"cameras": {"c1": {"lines": lines}}})
+    sa = create_app(cfg, StreamSettings(flow_window_s=3600), broker="kafka://127.0.0.1:9")
+    written: list[int] = []
+
+    def send_changelog(p: int, k: Any, v: Any, *a: Any, **kw: Any) -> Any:
+        written.append(len(json.dumps([k, v])))  # the changelog record's size
+        return SimpleNamespace(message=SimpleNamespace(partition=p))
+
+    for table in (sa.flow_x, sa.flow_acc, sa.clock):
+        table.send_changelog = send_changelog
+
+    class Ev:  # Faust's current event is held by weak reference
+        message = SimpleNamespace(partition=0, topic="t", offset=0)
+
+    ev = Ev()
+    n = 600
+    with _event_context(ev):
+        for i in range(n):
+            c = {
+                "camera_id": "c1",
+                "track_id": i,
+                "line_id": f"l{i % 2}",
+                "direction": "in" if i % 3 else "out",
+                "cls": "bus" if i % 5 == 0 else "car",
+                "ts": 1.0 + i,
+                "speed_kmh": 20.0,
+                "lane": f"L{i % 2}",
+                "seq": 10 * i,
+            }
+            sa.flow_crossing(c)
+            sa.flow_crossing(dict(c))  # re-delivered: counted once
+    assert len(sa._window_crossings("c1", 0.0)) == n
+    # the last crossings write as little as the first ones (the old accumulator grew to
+    # the whole window: ~n × 60 bytes per write at the end)
+    first, last = max(written[:20]), max(written[-20:])
+    assert last <= first + 16, (first, last)
+    tot = sa._line_totals(sa._window_crossings("c1", 0.0))
+    assert tot["l0"]["in"] + tot["l0"]["out"] == n // 2
+    assert sum(t["by_class"]["bus"] for t in tot.values()) == n // 5
+    buses_l1 = len([i for i in range(1, n, 2) if i % 5 == 0])
+    assert tot["l1"]["pcu"] == pytest.approx(
+        (n // 2 - buses_l1) * sa.flow_cfg.pcu.of("car") + buses_l1 * sa.flow_cfg.pcu.of("bus")
+    )
