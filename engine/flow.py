@@ -156,7 +156,7 @@ class FlowEstimator:
         self._s: dict[str, tuple[list[int], list[int], list[float], list[float], list[float]]] = {}
         self._last: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
         # per camera: track id -> (last seen ts, lane index, distance m, smoothed speed m/s)
-        self._mem: dict[str, dict[int, tuple[float, int, float, float]]] = {}
+        self._mem: dict[str, dict[int, tuple[float, int, float, float, list]]] = {}
 
     @classmethod
     def from_site(cls, site: Any) -> FlowEstimator:
@@ -199,8 +199,9 @@ class FlowEstimator:
         track_ids: Sequence[int] | None = None,
     ) -> None:
         """One analysed frame of `camera_id`: confirmed tracks' road-plane positions (m,
-        (N,2)) and speeds (m/s). Frames with no vehicle must still be added (occupancy).
-        With `track_ids`, each track's last lane position and smoothed speed are kept for
+        (N,2)) and speeds (m/s; NaN for a track too new to have one, read as 0 by the
+        aggregates and `current()`). Frames with no vehicle must still be added (occupancy).
+        With `track_ids`, each track's last lane position and along-lane speed are kept for
         `current_tracks` (which bridges missed detections)."""
         if not math.isfinite(ts):
             raise InputError(f"camera {camera_id!r}: frame timestamp {ts!r} is not finite")
@@ -208,8 +209,11 @@ class FlowEstimator:
         sp = np.asarray(speed_mps, np.float64).reshape(-1)
         if len(sp) != len(xy):
             raise InputError(f"camera {camera_id!r}: {len(xy)} positions but {len(sp)} speeds")
-        if not (np.isfinite(xy).all() and np.isfinite(sp).all()) or (sp < 0).any():
-            raise InputError(f"camera {camera_id!r}: positions/speeds must be finite, speeds >= 0")
+        if not np.isfinite(xy).all() or np.isinf(sp).any() or (sp < 0).any():
+            raise InputError(
+                f"camera {camera_id!r}: positions must be finite, speeds >= 0 or NaN (unknown)"
+            )
+        sp_raw, sp = sp, np.nan_to_num(sp, nan=0.0)
         frames = self._frames.setdefault(camera_id, [])
         if frames and ts < frames[-1]:
             from engine.errors import TimeOrderError
@@ -254,9 +258,14 @@ class FlowEstimator:
             ids = np.asarray(track_ids, np.int64).reshape(-1)
             if len(ids) != len(xy):
                 raise InputError(f"camera {camera_id!r}: {len(xy)} positions but {len(ids)} ids")
-            self._remember(camera_id, ts, ids[vi].tolist(), lanes, d, sp[vi])
+            self._remember(camera_id, ts, ids[vi].tolist(), lanes, d, sp_raw[vi])
 
     _MEM_KEEP_S = 5.0
+    # Queue speeds: the along-lane velocity fitted to a track's distances to the stop line
+    # over this window. The tracker's speed is the magnitude of a 2-D fit, so the box jitter
+    # of a halted far-away vehicle (lateral as well as along the lane) always reads as some
+    # km/h; along the lane it averages out, and a vehicle never moves away from the line.
+    QUEUE_SPEED_WINDOW_S = 1.5
 
     def _remember(
         self,
@@ -269,11 +278,19 @@ class FlowEstimator:
     ) -> None:
         mem = self._mem.setdefault(camera_id, {})
         for tid, ln, dd, v in zip(ids, lanes.tolist(), d.tolist(), sp.tolist(), strict=True):
+            w = self.QUEUE_SPEED_WINDOW_S
             old = mem.get(tid)
-            # speed smoothed over frames: box jitter of a halted far-away vehicle reads as
-            # a few km/h on a single frame pair
-            v = 0.7 * old[3] + 0.3 * v if old is not None and ts - old[0] < 1.0 else v
-            mem[tid] = (ts, ln, dd, v)
+            fresh = old is not None and ts - old[0] < 1.0
+            hist = [h for h in old[4] if ts - h[0] <= w + 1e-9] if fresh else []
+            hist.append((ts, dd))
+            slope = _slope(hist) if hist[-1][0] - hist[0][0] >= 0.4 * w else None
+            if slope is not None:
+                v = max(0.0, -slope)  # towards the stop line
+            elif fresh and math.isfinite(old[3]) and math.isfinite(v):
+                # too short a history: the tracker's speed, smoothed over frames (box jitter
+                # of a halted far-away vehicle reads as a few km/h on a single frame pair)
+                v = 0.7 * old[3] + 0.3 * v
+            mem[tid] = (ts, ln, dd, v, hist)
         for tid in [k for k, x in mem.items() if ts - x[0] > self._MEM_KEEP_S]:
             del mem[tid]
 
@@ -291,7 +308,7 @@ class FlowEstimator:
                     r[0].append(dd)
                     r[1].append(v)
                 continue
-            for t_seen, i, dd, v in mem.values():
+            for t_seen, i, dd, v, _ in mem.values():
                 if ts - t_seen <= hold_s + 1e-9:
                     r = rows.setdefault(i, ([], []))
                     r[0].append(dd)
@@ -301,13 +318,33 @@ class FlowEstimator:
             for i, (a, b) in rows.items()
         }
 
+    def held_tracks(
+        self, camera_id: str, hold_s: float = 0.6
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """One camera's tracks as `current_tracks` holds them: (track ids, lane ids,
+        distances to the stop line m, smoothed speeds m/s). Empty without `track_ids`."""
+        mem = self._mem.get(camera_id)
+        last = self._last.get(camera_id)
+        if not mem or last is None:
+            return np.zeros(0, np.int64), [], np.zeros(0), np.zeros(0)
+        ts = last[0]
+        rows = [(k, x) for k, x in mem.items() if ts - x[0] <= hold_s + 1e-9]
+        return (
+            np.array([k for k, _ in rows], np.int64),
+            [self.lanes[x[1]].id for _, x in rows],
+            np.array([x[2] for _, x in rows], np.float64),
+            np.array([x[3] for _, x in rows], np.float64),
+        )
+
     def add_observations(
         self, camera_id: str, ts: float, observations: Sequence[Observation]
     ) -> None:
         """One frame's observations (those with road-plane positions and speeds)."""
         obs = [o for o in observations if o.world_x is not None and o.world_y is not None]
         xy = np.array([[o.world_x, o.world_y] for o in obs], np.float64).reshape(-1, 2)
-        sp = np.array([(o.speed_kmh or 0.0) / 3.6 for o in obs], np.float64)
+        sp = np.array(
+            [math.nan if o.speed_kmh is None else o.speed_kmh / 3.6 for o in obs], np.float64
+        )
         self.add_tracks(camera_id, ts, xy, sp, [o.cls for o in obs], [o.track_id for o in obs])
 
     def add_frame(self, result: FrameResult) -> None:
@@ -553,3 +590,14 @@ class FlowEstimator:
         if by == "approach":
             return self._aggregate(edges, self._app_of_lane, self._approaches, signal, "approach")
         raise InputError(f"cycle_flows: by must be 'lane' or 'approach', got {by!r}")
+
+
+def _slope(hist: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (t, x) samples; None with fewer than 3."""
+    if len(hist) < 3:
+        return None
+    t = np.array([h[0] for h in hist])
+    x = np.array([h[1] for h in hist])
+    t = t - t.mean()
+    den = float((t * t).sum())
+    return float((t * (x - x.mean())).sum() / den) if den > 0 else None

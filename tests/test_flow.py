@@ -232,3 +232,29 @@ def test_current_tracks_bridge_missed_frames_and_smooth_speeds():
     assert len(fe.current_tracks(hold_s=0.3)["N1"][0]) == 1  # held no longer than hold_s
     with pytest.raises(InputError):
         fe.add_tracks("cam", 1.2, xy, np.array([1.0, 1.0]), track_ids=[1])
+
+
+def test_queue_speed_is_along_the_lane_so_jitter_does_not_move_a_halted_car():
+    """A halted car's boxes jitter: the tracker's 2-D speed reads a few km/h (here 2 m/s,
+    above the 5 km/h queue threshold); the queue speed is the along-lane fit, ~0. A car
+    driving at 8 m/s reads 8 m/s. Speeds too new to be measured (NaN) stay unknown."""
+    rng = np.random.default_rng(1)
+    fe = est()
+    for f in range(12):
+        t = 0.2 * f
+        halted = [rng.normal(0.0, 0.3), 30.0 + rng.normal(0.0, 0.3)]
+        moving = [0.0, 90.0 - 8.0 * t]
+        fe.add_tracks("cam", t, np.array([halted, moving]), np.array([2.0, 8.0]), track_ids=[1, 2])
+    ids, lanes, d, s = fe.held_tracks("cam", hold_s=0.5)
+    v = dict(zip(ids.tolist(), s.tolist(), strict=True))
+    assert lanes == ["N1", "N1"]
+    assert v[1] < 0.5 < 5.0 / 3.6  # in the queue
+    assert v[2] == pytest.approx(8.0, abs=0.05)
+    d_, s_ = fe.current_tracks(hold_s=0.5)["N1"]
+    assert sorted(s_.tolist()) == sorted(v.values())
+    fe.add_tracks("cam", 2.6, np.array([[0.0, 50.0]]), np.array([np.nan]), track_ids=[3])
+    ids, _, _, s = fe.held_tracks("cam", hold_s=0.0)
+    assert ids.tolist() == [3] and math.isnan(s[0])  # unknown: neither halted nor moving
+    assert fe.current()["N1"][1].tolist() == [0.0]  # the raw frame keeps its 0 for unknown
+    with pytest.raises(InputError):
+        fe.add_tracks("cam", 2.8, np.array([[0.0, 50.0]]), np.array([np.inf]), track_ids=[3])

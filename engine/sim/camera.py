@@ -10,6 +10,11 @@ controllers decide from the estimator's lane state only.
 
 Ground truth for the flow-estimation error is read from SUMO in the same steps: stop-line
 counts per lane, speeds of vehicles in view, stopped vehicles in view.
+
+Queue per stage (vehicles under 5 km/h): tracks held over missed detections, halted by
+their along-lane speed (a 2-D speed reads box jitter as motion), and a car halted in the
+shared lane upstream of a left-turn bay split between the left and through stages by the
+share learnt from where such cars went (`TurnBayShare`), not by the flow's turning share.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from engine.sim.scenarios import Approach, Junction, Scenario
 
 IMG_W, IMG_H = 1280, 720
 # queue estimate: a track missed by the detector for up to this long still counts (its
-# speed smoothed over frames)
+# speed is the along-lane fit over its recent positions, FlowEstimator._remember)
 QUEUE_HOLD_S = 1.0
 NEAR_M, FAR_M, HALF_LAT_M = -20.0, VIEW_M, 10.0
 VEH_HEIGHT_M = {"car": 1.5, "bus": 3.0}
@@ -45,6 +50,74 @@ H_WORLD_TO_IMG = cv2.getPerspectiveTransform(_WORLD_PTS, _IMG_PTS).astype(np.flo
 def to_image(lat: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = np.stack([lat, dist, np.ones_like(lat)], -1) @ H_WORLD_TO_IMG.T
     return p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
+
+
+class TurnBayShare:
+    """The share of left-turners among the vehicles halted in the shared inner lane
+    upstream of a left-turn bay, learnt from the camera's own tracks.
+
+    Upstream of the bay the inner lane carries left-turners and through vehicles alike, and
+    a camera cannot see where a halted car will go. The stop-line counts give the turning
+    share of the *flow*, but the standing queue there is richer in left-turners: they wait
+    longer (short protected lefts), and when the bay is full they stop at its entrance and
+    hold the lane. So each track halted in that lane upstream of the bay is remembered with
+    the queue state it was seen in — is the bay queued to its entrance? is the inner lane? —
+    and once the vehicle is seen well inside the bay section its lane tells its movement and
+    its halted samples go to that state's tally. The share per state is the tally, shrunk
+    towards the stop-line share while it has few samples."""
+
+    FATE_DEPTH_M = 10.0  # this far inside the bay section a vehicle has chosen its lane
+    FULL_MARGIN_M = 15.0  # a lane's queue reaching this close to the bay entrance is full
+    PRIOR_SAMPLES = 25.0
+    MAX_SAMPLES = 5000.0  # per state; older tallies are scaled down (demand changes)
+    FORGET_S = 5.0
+
+    def __init__(self, stopped_mps: float) -> None:
+        self.stopped = stopped_mps
+        self.tally: dict[str, np.ndarray] = {}  # approach -> (2 [left, through], 4 states)
+        # approach -> track id -> [halted samples per state (4), last seen ts]
+        self.pending: dict[str, dict[int, list]] = {}
+
+    def state(self, bay_m: float, d1, s1, d2, s2) -> int:
+        """0..3: 2·(bay queued to its entrance) + (inner lane queued to the bay entrance)."""
+        edge = bay_m - self.FULL_MARGIN_M
+
+        def full(d, s) -> bool:
+            m = (s < self.stopped) & (d <= bay_m)
+            return bool(m.any() and d[m].max() > edge)
+
+        return 2 * full(d2, s2) + full(d1, s1)
+
+    def observe(self, a: Approach, ts: float, ids, lanes: list[str], d, s) -> None:
+        """One frame of the approach's camera (held tracks)."""
+        if len(a.lanes) < 3:
+            return
+        inner, bay = a.lanes[1], a.lanes[2]
+        ln = np.asarray(lanes, dtype=object)
+        m1, m2 = ln == inner, ln == bay
+        k = self.state(a.length, d[m1], s[m1], d[m2], s[m2])
+        pend = self.pending.setdefault(a.name, {})
+        tally = self.tally.setdefault(a.name, np.zeros((2, 4)))
+        for tid, lane, dd, ss in zip(ids.tolist(), lanes, d.tolist(), s.tolist(), strict=True):
+            if lane == inner and dd > a.length and ss < self.stopped:
+                p = pend.setdefault(tid, [np.zeros(4), ts])
+                p[0][k] += 1.0
+                p[1] = ts
+            elif tid in pend and dd < a.length - self.FATE_DEPTH_M:
+                tally[0 if lane == bay else 1] += pend.pop(tid)[0]
+            elif tid in pend:
+                pend[tid][1] = ts
+        for tid in [t for t, p in pend.items() if ts - p[1] > self.FORGET_S]:
+            del pend[tid]
+        tot = tally.sum(0)
+        over = tot > self.MAX_SAMPLES
+        if over.any():
+            tally[:, over] *= self.MAX_SAMPLES / tot[over]
+
+    def share(self, a: Approach, state: int, prior: float) -> float:
+        t = self.tally.get(a.name)
+        n_l, n = (0.0, 0.0) if t is None else (t[0, state], t[0, state] + t[1, state])
+        return (n_l + self.PRIOR_SAMPLES * prior) / (n + self.PRIOR_SAMPLES)
 
 
 @dataclass
@@ -184,6 +257,8 @@ class CameraMeasurer:
                     m[ln] = k
             self.stage_of_lane[j.tls] = m
         self._last: dict[str, JunctionMeasurement] = {}
+        self.stopped_mps = self.flow.config.stopped_speed_kmh / 3.6
+        self.bay_share = TurnBayShare(self.stopped_mps)
         self._lane_view = {ln: v for v in self.views for ln in v.approach.lanes}
 
     # ---- projection ---------------------------------------------------------------------
@@ -256,6 +331,7 @@ class CameraMeasurer:
             dets, idx = self._detections(v, xy, ang, length, width, bus)
             res = self.pipeline.process_detections(dets, v.cam_id, t)
             self.flow.add_frame(res)
+            self.bay_share.observe(v.approach, t, *self.flow.held_tracks(v.cam_id, QUEUE_HOLD_S))
             if gt is not None:
                 self._truth_speed(v, idx, xy, speed)
         # the controller gets each camera's last frame as is (no lag for its gap-outs); the
@@ -288,7 +364,14 @@ class CameraMeasurer:
             left_lane = a.lanes[2] if len(a.lanes) > 2 else None
             n_left = counts.get(left_lane, 0) if left_lane else 0
             n_thr1 = counts.get(a.lanes[1], 0) if len(a.lanes) > 1 else 0
-            p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)
+            p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)  # of the flow
+            p_left_halted = p_left  # of the standing queue upstream of the bay
+            if left_lane:
+                e = (np.zeros(0), np.zeros(0))
+                d1, s1 = cur.get(a.lanes[1], e)
+                d2, s2 = cur.get(left_lane, e)
+                st = self.bay_share.state(a.length, d1, s1, d2, s2)
+                p_left_halted = self.bay_share.share(a, st, p_left)
             for i, ln in enumerate(a.lanes):
                 mv = f"{a.name}_{'L' if a.lane_dirs.get(i, 's') == 'l' else 'T'}"
                 mcounts[mv] = mcounts.get(mv, 0.0) + counts.get(ln, 0)
@@ -299,10 +382,11 @@ class CameraMeasurer:
                 for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
                     if i == 1 and left_lane and dd > a.length and left_lane in som:
                         # upstream of the bay, lane 1 carries both left-turners and through
-                        rows[som[left_lane]].append((dd, ss, p_left))
-                        rows[k].append((dd, ss, 1.0 - p_left))
-                        mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p_left))
-                        mrows.setdefault(mv, []).append((dd, ss, 1.0 - p_left))
+                        p = p_left_halted if ss < self.stopped_mps else p_left
+                        rows[som[left_lane]].append((dd, ss, p))
+                        rows[k].append((dd, ss, 1.0 - p))
+                        mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p))
+                        mrows.setdefault(mv, []).append((dd, ss, 1.0 - p))
                     else:
                         rows[k].append((dd, ss, 1.0))
                         mrows.setdefault(mv, []).append((dd, ss, 1.0))
