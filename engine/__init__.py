@@ -28,6 +28,7 @@ from engine.plates import PlateReader, PlateReading, PlateStage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 from engine.signal import (
     CyclicGapController,
+    DualRingController,
     GreenWave,
     Intersection,
     MaxPressureController,
@@ -77,6 +78,7 @@ __all__ = [
     "UnknownCameraError",
     "ZoneOccupancy",
     "CyclicGapController",
+    "DualRingController",
     "GreenWave",
     "Intersection",
     "MaxPressureController",

@@ -260,6 +260,7 @@ class Intersection:
         cycle_min: float = 40.0,
         cycle_max: float = 180.0,
         clearance: dict[str, float] | None = None,
+        dual_ring: bool = False,
     ) -> Intersection: ...
     id: str
     movement_ids: list[str]
@@ -366,6 +367,33 @@ class CyclicGapController:
         interval: str = "green",
         now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
+
+class DualRingController:
+    def __init__(
+        self,
+        ix: Intersection,
+        max_green_through_s: float = 60.0,
+        max_green_left_s: float = 30.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        lead_left_veh: float = ...,
+        early_left_veh: float = 0.0,
+        count_right_lanes: bool = False,
+    ) -> None: ...
+    def decide(
+        self,
+        phase: int,
+        elapsed: float,
+        queue: np.ndarray,
+        approaching: np.ndarray,
+        expected: np.ndarray,
+        interval: str = "green",
+        now: float = 0.0,
+    ) -> tuple[int | None, np.ndarray, list[bool]]: ...
+    @property
+    def groups(self) -> list[list[str]]: ...
 
 class FixedTimeController:
     def __init__(self, ix: Intersection, greens: list[float], offset: float = 0.0) -> None: ...

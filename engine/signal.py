@@ -73,6 +73,7 @@ __all__ = [
     "CyclicGapController",
     "Decision",
     "DetectorState",
+    "DualRingController",
     "FixedTimeController",
     "GreenWave",
     "GreenWaveResult",
@@ -255,7 +256,9 @@ class Intersection:
         crosswalks with `pedestrians=True`); protected lefts give phases NS_T, NS_L, EW_T,
         EW_L. Options: lanes_left/through/right, sat_flow_per_lane, protected_left,
         pedestrians, crossing_m, min_green, max_green, yellow, all_red, cycle_min,
-        cycle_max, clearance (dict)."""
+        cycle_max, clearance (dict), dual_ring (the 8 NEMA dual-ring phases NS_L, N_TL,
+        S_TL, NS_T, EW_L, E_TL, W_TL, EW_T for `DualRingController`; needs protected
+        lefts)."""
         return cls(_core.Intersection.standard_four_arm(id, **options))
 
     @classmethod
@@ -720,6 +723,64 @@ class CyclicGapController(_Decider):
         return a["queue"], a["approaching"], a["expected"]
 
 
+class DualRingController(_Decider):
+    """NEMA dual ring on an intersection with the 8 dual-ring phases
+    (`Intersection.standard_four_arm(..., dual_ring=True)`, or explicit phases with the
+    same vehicle movements). Per barrier group (N/S, E/W) ring 0 serves a_L and b_T, ring
+    1 b_L and a_T (a/b = N/S or E/W; through groups include the right turn). Each ring
+    keeps its movement group green while the vehicles expected at the stop line within
+    `horizon_s` stay ≥ `efficiency` × `lane_sat_vps` × lanes × `horizon_s` and it is below
+    its maximum (`max_green_left_s` / `max_green_through_s`, counted over consecutive
+    phases), then moves to its other group if that one is called (≥ `min_call_veh`
+    vehicles) and not yet served in this barrier visit; when both rings are done and the
+    other barrier group is called, the barrier is crossed. Lefts lag the throughs unless
+    a left has ≥ `lead_left_veh` vehicles in range when its group starts. A ring whose
+    through is done moves to its lagging left while the other ring still runs only if
+    that left has ≥ `early_left_veh` vehicles; otherwise it keeps the through green (the
+    barrier is held anyway) and both rings move together.
+    `count_right_lanes=False` when right turns share the outer through lane.
+    `Decision.pressures` holds the 8 movement groups' demand (`groups` names them).
+    The safety machine enforces minimum green, clearances and its own maximum green."""
+
+    def __init__(
+        self,
+        ix: Intersection,
+        max_green_through_s: float = 60.0,
+        max_green_left_s: float = 30.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        lead_left_veh: float = float("inf"),
+        early_left_veh: float = 0.0,
+        count_right_lanes: bool = False,
+    ):
+        self.ix = ix
+        self.core = _core.DualRingController(
+            ix.core,
+            max_green_through_s,
+            max_green_left_s,
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+            lead_left_veh,
+            early_left_veh,
+            count_right_lanes,
+        )
+
+    @property
+    def groups(self) -> list[list[str]]:
+        """Movement ids per movement group g·4 + ring·2 + slot (slot 0 left, 1 through)."""
+        return self.core.groups
+
+    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
+        if state.expected is None:
+            raise InputError("DualRingController needs DetectorState.expected")
+        a = state.arrays()
+        return a["queue"], a["approaching"], a["expected"]
+
+
 class FixedTimeController:
     """Follows fixed greens (a Plan or a list) locked to the clock with an `offset` (s) —
     the green of the first phase of the order starts at `offset` mod cycle."""
@@ -785,6 +846,7 @@ class SignalController:
         controller: MaxPressureController
         | PressureActuatedController
         | CyclicGapController
+        | DualRingController
         | FixedTimeController
         | AdaptiveController
         | None = None,

@@ -308,6 +308,10 @@ def run(
             t = tc.simulation.getTime()
             teleports += tc.simulation.getStartingTeleportNumber()
             if measurer is not None:
+                # the step just simulated counts toward the interval it showed, before any
+                # request (requesting first cut every yellow / all-red / min green by a step)
+                for ex in execs.values():
+                    ex.advance(step)
                 decide = t >= next_decide - 1e-9
                 if decide or getattr(measurer, "every_step", True):
                     meas = measurer.step(t)
@@ -319,8 +323,6 @@ def run(
                 for tls, c in ctrls.items():
                     if tls not in execs:
                         c.drive(tc, meas[tls], step)  # owns its safety state machine
-                for ex in execs.values():
-                    ex.advance(step)
             if t >= next_queue - 1e-9:
                 next_queue += 1.0
                 queues.append(sum(tc.lane.getLastStepHaltingNumber(ln) for ln in q_lanes))

@@ -64,6 +64,8 @@ class SignalDriver:
 
         self.j = j
         opts = dict(params.get("intersection", {}))
+        if kind == "dual-ring":
+            opts.setdefault("dual_ring", True)
         ix = intersection(j, **opts)
         self.ix = ix
         ctl_params = {k: v for k, v in params.items() if k != "intersection"}
@@ -74,6 +76,9 @@ class SignalDriver:
                 by_stage = dict(zip(j.stage_names, stage_lanes(j), strict=True))
                 ctl_params["phase_lanes"] = [len(by_stage[p]) for p in ix.phase_names]
             ctl = S.CyclicGapController(ix, **ctl_params)
+        elif kind == "dual-ring":
+            # SUMO's right turns share the outer through lane: not counted as extra lanes
+            ctl = S.DualRingController(ix, **ctl_params)
         elif kind == "pressure-actuated":
             ctl = S.PressureActuatedController(ix, **ctl_params)
         elif kind == "max-pressure":

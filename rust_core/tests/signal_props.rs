@@ -16,9 +16,9 @@ use citystream_core::signal::model::{
 };
 use citystream_core::signal::plan::{self, AdaptiveParams, AdaptivePlanner};
 use citystream_core::signal::{
-    CyclicGapController, CyclicGapParams, FixedTimeController, GreenWaveCorridor,
-    MaxPressureController, MaxPressureParams, PressureActuatedController, PressureActuatedParams,
-    SignalController, Strategy as Ctl,
+    CyclicGapController, CyclicGapParams, DualRingController, DualRingParams, FixedTimeController,
+    GreenWaveCorridor, MaxPressureController, MaxPressureParams, PressureActuatedController,
+    PressureActuatedParams, SignalController, Strategy as Ctl,
 };
 use proptest::prelude::*;
 
@@ -62,14 +62,16 @@ fn four_arm() -> impl Strategy<Value = Intersection> {
         proptest::option::of(0.0f64..3.0),
         proptest::option::of(0.0f64..3.0),
         clearance(),
+        any::<bool>(),
     )
-        .prop_map(|(prot, peds, ll, lt, ming, extra, ye, are, c)| {
+        .prop_map(|(prot, peds, ll, lt, ming, extra, ye, are, c, dual)| {
             let ped_min = c.walk_s + 14.0 / c.ped_speed;
             let v = c.speed_kmh / 3.6;
             let y = c.reaction_s + v / (2.0 * c.decel + 2.0 * 9.81 * c.grade);
             let ar = (c.width_m + c.vehicle_length_m) / v;
             let o = FourArmOptions {
                 protected_left: prot,
+                dual_ring: prot && dual,
                 pedestrians: peds,
                 lanes_left: ll,
                 lanes_through: lt,
@@ -77,7 +79,7 @@ fn four_arm() -> impl Strategy<Value = Intersection> {
                 max_green: ming.max(if peds { ped_min } else { 0.0 }) + extra,
                 yellow: ye.map(|e| y + e),
                 all_red: are.map(|e| ar + e),
-                cycle_max: 600.0,
+                cycle_max: 900.0,
                 clearance: c,
                 ..FourArmOptions::default()
             };
@@ -441,6 +443,158 @@ proptest! {
             let manual = if kind == 4 { Some(d[0] as usize % np) } else { None };
             sc.step(*dt as f64 / 1000.0, Some(&det), manual).unwrap();
             chk.observe(&sc.machine, pre)?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The dual ring: 8 phases that overlap (a movement stays green across phase changes).
+
+fn dual_ring_four_arm() -> impl Strategy<Value = Intersection> {
+    (
+        any::<bool>(),
+        1u32..3,
+        1u32..4,
+        2.0f64..15.0,
+        0.0f64..60.0,
+        proptest::option::of(0.0f64..3.0),
+        clearance(),
+    )
+        .prop_map(|(peds, ll, lt, ming, extra, ye, c)| {
+            let v = c.speed_kmh / 3.6;
+            let y = c.reaction_s + v / (2.0 * c.decel + 2.0 * 9.81 * c.grade);
+            let ped_min = c.walk_s + 14.0 / c.ped_speed;
+            let o = FourArmOptions {
+                dual_ring: true,
+                pedestrians: peds,
+                lanes_left: ll,
+                lanes_through: lt,
+                min_green: ming,
+                max_green: ming.max(if peds { ped_min } else { 0.0 }) + extra,
+                yellow: ye.map(|e| y + e),
+                cycle_max: 900.0,
+                clearance: c,
+                ..FourArmOptions::default()
+            };
+            Intersection::standard_four_arm("dr", &o).expect("valid by construction")
+        })
+}
+
+fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
+    (
+        0.0f64..90.0,
+        0.0f64..45.0,
+        0.0f64..10.0,
+        0.0f64..0.6,
+        0.0f64..3.0,
+        prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
+        any::<bool>(),
+        prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
+    )
+        .prop_map(
+            |(mt, ml, h, eff, call, lead, right, early)| DualRingParams {
+                early_left_veh: early,
+                max_green_through_s: mt,
+                max_green_left_s: ml,
+                horizon_s: h,
+                efficiency: eff,
+                min_call_veh: call,
+                lead_left_veh: lead,
+                count_right_lanes: right,
+                ..Default::default()
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8_000, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    /// Random detector states over many steps: never conflicting greens, never a cut
+    /// clearance or minimum green — also for the movements that stay green across the
+    /// dual ring's overlapping phases (a movement's green lasts ≥ the shortest minimum
+    /// green of the phases serving it, unless a preemption truncates it).
+    #[test]
+    fn dual_ring_never_unsafe(
+        ix in dual_ring_four_arm(),
+        params in dual_ring_params(),
+        seq in detector_seq(200),
+        preempt_at in proptest::option::of((0usize..200, 0usize..200, any::<u8>())),
+    ) {
+        let ix = Arc::new(ix);
+        let n = ix.n_movements();
+        let np = ix.n_phases();
+        prop_assert_eq!(np, 8);
+        let ctl = DualRingController::new(ix.clone(), params).unwrap();
+        let mut sc = SignalController::new(ix.clone(), Ctl::DualRing(Box::new(ctl)), 0).unwrap();
+        let mut chk = Checker::new(&sc.machine);
+        let min_green_of: Vec<u64> = (0..n)
+            .map(|m| ix.served_by[m].iter().map(|&p| ms(ix.phases[p].min_green)).min().unwrap())
+            .collect();
+        let mut green_since: Vec<Option<u64>> = sc.machine.lights().iter().map(|l| (*l == LightState::Green).then_some(0)).collect();
+        let mut preempted_since_green = vec![false; n];
+        for (i, (d, dt)) in seq.iter().enumerate() {
+            if let Some((a, b, p)) = preempt_at {
+                if i == a { sc.machine.preempt(p as usize % np).unwrap(); }
+                if i == b { sc.machine.clear_preempt(); }
+            }
+            let q: Vec<f64> = (0..n).map(|m| (d[m % 16] % 7) as f64).collect();
+            let a: Vec<f64> = (0..n).map(|m| (d[(m + 5) % 16] % 4) as f64).collect();
+            let e: Vec<f64> = (0..n).map(|m| (d[(m + 7) % 16] % 5) as f64 * 0.5).collect();
+            let det = DetectorState { queue: &q, approaching: &a, gap_s: None, downstream: None, arrivals: None, expected: Some(&e) };
+            let pre = sc.machine.preempting().is_some();
+            sc.step(*dt as f64 / 1000.0, Some(&det), None).unwrap();
+            chk.observe(&sc.machine, pre)?;
+            let now = (sc.machine.now_s() * 1000.0).round() as u64;
+            for (m, l) in sc.machine.lights().iter().enumerate() {
+                preempted_since_green[m] |= pre;
+                match (green_since[m], *l) {
+                    (None, LightState::Green) => { green_since[m] = Some(now); preempted_since_green[m] = pre; }
+                    (Some(t0), LightState::Yellow) => {
+                        prop_assert!(
+                            preempted_since_green[m] || now - t0 >= min_green_of[m],
+                            "movement {} green {} ms < its minimum {} ms", ix.movements[m].id, now - t0, min_green_of[m]
+                        );
+                        green_since[m] = None;
+                    }
+                    (Some(_), LightState::Red) => prop_assert!(false, "green → red without yellow"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Liveness: with every movement queued all the time, every vehicle movement gets
+    /// green within two full rounds of maximum greens and clearances.
+    #[test]
+    fn dual_ring_serves_every_called_movement(
+        ix in dual_ring_four_arm(),
+        params in dual_ring_params(),
+        exp in proptest::collection::vec(0u8..6, 16),
+    ) {
+        let params = DualRingParams { min_call_veh: params.min_call_veh.min(1.0), ..params };
+        let ix = Arc::new(ix);
+        let n = ix.n_movements();
+        let ctl = DualRingController::new(ix.clone(), params.clone()).unwrap();
+        let mut sc = SignalController::new(ix.clone(), Ctl::DualRing(Box::new(ctl)), 0).unwrap();
+        let q = vec![3.0; n];
+        let a = vec![1.0; n];
+        let e: Vec<f64> = (0..n).map(|m| exp[m % 16] as f64).collect();
+        let per_phase = ix.phases.iter().map(|p| p.min_green.max(1.0) + p.yellow + p.all_red + 1.0).fold(0.0, f64::max);
+        let max_ph = ix.phases.iter().map(|p| p.max_green).fold(0.0, f64::max);
+        let round = params.max_green_through_s.min(max_ph) + params.max_green_left_s.min(max_ph) + 4.0 * per_phase;
+        let horizon = (2.0 * 2.0 * round).ceil() as usize + 10;
+        let mut got = vec![false; n];
+        for _ in 0..horizon {
+            let det = DetectorState { queue: &q, approaching: &a, gap_s: None, downstream: None, arrivals: None, expected: Some(&e) };
+            sc.step(1.0, Some(&det), None).unwrap();
+            for (m, l) in sc.machine.lights().iter().enumerate() {
+                got[m] |= *l == LightState::Green;
+            }
+        }
+        for m in 0..n {
+            if !ix.movements[m].is_pedestrian() {
+                prop_assert!(got[m], "movement {} never got green in {} s", ix.movements[m].id, horizon);
+            }
         }
     }
 }

@@ -16,9 +16,10 @@ use crate::signal::model::{
 };
 use crate::signal::plan::{self, AdaptiveParams, AdaptivePlanner, Plan};
 use crate::signal::{
-    CyclicGapController, CyclicGapParams, DetectorState, FixedTimeController, GreenWaveCorridor,
-    GreenWaveResult, MaxPressureController, MaxPressureParams, PressureActuatedController,
-    PressureActuatedParams, SignalController, Strategy,
+    CyclicGapController, CyclicGapParams, DetectorState, DualRingController, DualRingParams,
+    FixedTimeController, GreenWaveCorridor, GreenWaveResult, MaxPressureController,
+    MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
+    Strategy,
 };
 
 fn sig(msg: impl Into<String>) -> PyErr {
@@ -191,7 +192,7 @@ impl PyIntersection {
     #[pyo3(signature = (id, lanes_left=1, lanes_through=2, lanes_right=1, sat_flow_per_lane=1800.0,
                         protected_left=true, pedestrians=false, crossing_m=14.0, min_green=10.0,
                         max_green=60.0, yellow=None, all_red=None, cycle_min=40.0, cycle_max=180.0,
-                        clearance=None))]
+                        clearance=None, dual_ring=false))]
     #[allow(clippy::too_many_arguments)]
     fn standard_four_arm(
         id: &str,
@@ -209,8 +210,10 @@ impl PyIntersection {
         cycle_min: f64,
         cycle_max: f64,
         clearance: Option<&Bound<'_, PyDict>>,
+        dual_ring: bool,
     ) -> PyResult<Self> {
         let o = FourArmOptions {
+            dual_ring,
             lanes_left,
             lanes_through,
             lanes_right,
@@ -802,6 +805,92 @@ impl PyCyclicGap {
     }
 }
 
+/// NEMA dual-ring controller (two rings per barrier group, each gapping out on its own
+/// expected discharge). Needs an intersection with the 8 dual-ring phases.
+#[pyclass(name = "DualRingController", module = "engine._core")]
+#[derive(Clone)]
+pub struct PyDualRing {
+    inner: DualRingController,
+}
+
+#[pymethods]
+impl PyDualRing {
+    #[new]
+    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.2, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=0.0, count_right_lanes=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ix: &PyIntersection,
+        max_green_through_s: f64,
+        max_green_left_s: f64,
+        horizon_s: f64,
+        efficiency: f64,
+        lane_sat_vps: f64,
+        min_call_veh: f64,
+        lead_left_veh: f64,
+        early_left_veh: f64,
+        count_right_lanes: bool,
+    ) -> PyResult<Self> {
+        let p = DualRingParams {
+            early_left_veh,
+            max_green_through_s,
+            max_green_left_s,
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+            lead_left_veh,
+            count_right_lanes,
+        };
+        Ok(PyDualRing {
+            inner: DualRingController::new(ix.inner.clone(), p)?,
+        })
+    }
+    /// Returns (target or None, demand per movement group, calls per phase). Movement
+    /// groups: g·4 + ring·2 + slot (g 0 = N/S, 1 = E/W; slot 0 left, 1 through + right).
+    #[pyo3(signature = (phase, elapsed, queue, approaching, expected, interval="green", now=0.0))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn decide<'py>(
+        &mut self,
+        py: Python<'py>,
+        phase: usize,
+        elapsed: f64,
+        queue: PyReadonlyArray1<'py, f64>,
+        approaching: PyReadonlyArray1<'py, f64>,
+        expected: PyReadonlyArray1<'py, f64>,
+        interval: &str,
+        now: f64,
+    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
+        let ix = self.inner.ix.clone();
+        if phase >= ix.n_phases() {
+            return Err(sig(format!(
+                "intersection '{}': phase {} does not exist",
+                ix.id, phase
+            )));
+        }
+        let st = view(phase, elapsed, interval, now)?;
+        let zeros = vec![0.0; ix.n_movements()];
+        let (q, a, e) = (Some(queue), Some(approaching), Some(expected));
+        let none = None;
+        let det = detector(ix.n_movements(), &q, &a, &none, &none, &none, &e, &zeros)?
+            .expect("queue given");
+        let dec = self.inner.decide_checked(&st, &det)?;
+        Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
+    }
+    /// Movement ids of each of the 8 movement groups.
+    #[getter]
+    fn groups(&self) -> Vec<Vec<String>> {
+        (0..8)
+            .map(|gi| {
+                self.inner
+                    .group_movements(gi)
+                    .iter()
+                    .map(|&m| self.inner.ix.movements[m].id.clone())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// Fixed-time (coordinated) plan follower.
 #[pyclass(name = "FixedTimeController", module = "engine._core")]
 #[derive(Clone)]
@@ -878,13 +967,15 @@ impl PySignalController {
                     Strategy::PressureActuated(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyCyclicGap>() {
                     Strategy::CyclicGap(c.borrow().inner.clone())
+                } else if let Ok(c) = c.cast::<PyDualRing>() {
+                    Strategy::DualRing(Box::new(c.borrow().inner.clone()))
                 } else if let Ok(c) = c.cast::<PyFixedTime>() {
                     Strategy::Fixed(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyAdaptiveController>() {
                     Strategy::Adaptive(Box::new(c.borrow().inner.clone()))
                 } else {
                     return Err(CoreError::input(
-                        "controller must be a MaxPressureController, PressureActuatedController, CyclicGapController, FixedTimeController, AdaptiveController or None",
+                        "controller must be a MaxPressureController, PressureActuatedController, CyclicGapController, DualRingController, FixedTimeController, AdaptiveController or None",
                     )
                     .into());
                 }
@@ -903,6 +994,7 @@ impl PySignalController {
             Strategy::MaxPressure(c) => check_ix(&c.ix)?,
             Strategy::PressureActuated(c) => check_ix(&c.ix)?,
             Strategy::CyclicGap(c) => check_ix(&c.ix)?,
+            Strategy::DualRing(c) => check_ix(&c.ix)?,
             Strategy::Fixed(c) => check_ix(&c.ix)?,
             Strategy::Adaptive(c) => check_ix(&c.planner.ix)?,
             Strategy::Manual => {}
@@ -1027,6 +1119,7 @@ impl PySignalController {
             Strategy::MaxPressure(c) => Some(c.pressures.clone()),
             Strategy::PressureActuated(c) => Some(c.pressures.clone()),
             Strategy::CyclicGap(c) => Some(c.demand.clone()),
+            Strategy::DualRing(c) => Some(c.demand.clone()),
             _ => None,
         }
     }
@@ -1169,6 +1262,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMaxPressure>()?;
     m.add_class::<PyPressureActuated>()?;
     m.add_class::<PyCyclicGap>()?;
+    m.add_class::<PyDualRing>()?;
     m.add_class::<PyFixedTime>()?;
     m.add_class::<PyAdaptiveController>()?;
     m.add_class::<PySignalController>()?;

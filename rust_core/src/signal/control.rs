@@ -19,6 +19,10 @@
 //!   waits for; a green ends when the vehicles expected at the stop line within h seconds
 //!   fall below a share of saturation flow over h (its discharge has become inefficient)
 //!   while another phase is called, or at its maximum green (through / left).
+//! * [`DualRingController`]: NEMA dual ring — two rings per barrier group (N/S, E/W), each
+//!   ring gapping out its left and through groups on their own expected discharge, lefts
+//!   lagging (or leading when their queue is long), uncalled groups skipped, the barrier
+//!   crossed when both rings are done.
 
 use std::sync::Arc;
 
@@ -566,6 +570,388 @@ fn require_expected(d: &DetectorState) -> CoreResult<()> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Dual ring (NEMA): two rings per barrier group, each gapping out on its own discharge
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DualRingParams {
+    /// Maximum green of a through (+ right) movement group, summed over the phases it
+    /// stays green through (s).
+    pub max_green_through_s: f64,
+    /// Maximum green of a left-turn movement group (s).
+    pub max_green_left_s: f64,
+    /// Horizon h (s) of the detector's `expected` count.
+    pub horizon_s: f64,
+    /// A ring's movement group gaps out when its expected(h) < efficiency × lane_sat_vps ×
+    /// lanes × h.
+    pub efficiency: f64,
+    /// Saturation flow per lane (veh/s).
+    pub lane_sat_vps: f64,
+    /// A movement group is called by at least this many vehicles (queue + approaching).
+    pub min_call_veh: f64,
+    /// When a barrier group starts, a ring leads with its left turn (instead of its
+    /// through) if the left has at least this many vehicles in range (∞ = lefts always lag).
+    pub lead_left_veh: f64,
+    /// A ring whose through group is done moves to its (lagging) left while the other
+    /// ring still runs only if the left has at least this many vehicles in range; else
+    /// it keeps its through green until both rings are done (0 = rings fully independent).
+    pub early_left_veh: f64,
+    /// Count the right-turn lanes in a through group's discharge threshold (false when
+    /// right turns share the outer through lane).
+    pub count_right_lanes: bool,
+}
+
+/// Defaults: one configuration for every scenario (see `engine.sim` / `bench signals`).
+impl Default for DualRingParams {
+    fn default() -> Self {
+        DualRingParams {
+            max_green_through_s: 60.0,
+            max_green_left_s: 30.0,
+            horizon_s: 6.0,
+            efficiency: 0.2,
+            lane_sat_vps: 0.5,
+            min_call_veh: 0.5,
+            lead_left_veh: f64::INFINITY,
+            early_left_veh: 0.0,
+            count_right_lanes: false,
+        }
+    }
+}
+
+/// Movement groups: index `g * 4 + ring * 2 + slot` (g: 0 = N/S, 1 = E/W barrier group;
+/// slot 0 = left, 1 = through + right). Ring 0 of group (a, b) serves a_L and b_T, ring 1
+/// b_L and a_T, so each ring's two groups conflict and the rings run side by side.
+const N_GROUPS: usize = 8;
+
+/// The dual-ring controller. Each intersection phase is one movement group per ring of
+/// one barrier group (the 8 phases of `FourArmOptions { dual_ring: true, .. }`, or any
+/// intersection declaring phases with exactly those vehicle movements). Each ring keeps
+/// its group green while it discharges efficiently (vehicles expected at the stop line
+/// within h s) and below its maximum green, then moves to its other group if that one is
+/// called and has not been served in this barrier visit; when both rings are done and the
+/// other barrier group is called, the barrier is crossed. Uncalled groups are skipped;
+/// with no call across the barrier the rings re-open their own groups or rest in green.
+/// Safety stays with the [`SignalMachine`]: every change is a phase request, so
+/// clearances and minimum greens are the machine's.
+#[derive(Debug, Clone)]
+pub struct DualRingController {
+    pub ix: Arc<Intersection>,
+    pub params: DualRingParams,
+    /// Σ (queue + approaching) per movement group at the last decision.
+    pub demand: Vec<f64>,
+    /// Expected discharge within h per movement group at the last decision.
+    pub expected: Vec<f64>,
+    /// Per-phase calls (for the machine's maximum-green fallback).
+    pub calls: Vec<bool>,
+    group_movements: Vec<Vec<usize>>,
+    group_lanes: Vec<f64>,
+    /// phase_of[g][slot ring 0][slot ring 1]
+    phase_of: [[[usize; 2]; 2]; 2],
+    /// (g, slot ring 0, slot ring 1) per phase
+    slots: Vec<(usize, usize, usize)>,
+    green_since: [Option<f64>; N_GROUPS],
+    served: [bool; N_GROUPS],
+    visit: Option<usize>,
+    group_called: [bool; N_GROUPS],
+}
+
+fn group_index(g: usize, ring: usize, slot: usize) -> usize {
+    g * 4 + ring * 2 + slot
+}
+
+impl DualRingController {
+    pub fn new(ix: Arc<Intersection>, params: DualRingParams) -> CoreResult<Self> {
+        check_nonneg(&ix, "max_green_through_s", params.max_green_through_s)?;
+        check_nonneg(&ix, "max_green_left_s", params.max_green_left_s)?;
+        check_nonneg(&ix, "horizon_s", params.horizon_s)?;
+        check_nonneg(&ix, "efficiency", params.efficiency)?;
+        check_nonneg(&ix, "lane_sat_vps", params.lane_sat_vps)?;
+        check_nonneg(&ix, "min_call_veh", params.min_call_veh)?;
+        for (what, v) in [
+            ("lead_left_veh", params.lead_left_veh),
+            ("early_left_veh", params.early_left_veh),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return Err(CoreError::Signal(format!(
+                    "intersection '{}': controller parameter {what} must be ≥ 0 or ∞ (got {v})",
+                    ix.id
+                )));
+            }
+        }
+        // movement groups from approaches and turns
+        let find = |arm: usize, turn: Turn| -> Option<usize> {
+            ix.movements
+                .iter()
+                .position(|m| m.turn == turn && super::model::arm_index(&m.approach) == Some(arm))
+        };
+        let arms = [[0usize, 2usize], [1, 3]]; // (a, b) per barrier group: N/S, E/W
+        let names = ["N", "E", "S", "W"];
+        let mut group_movements = vec![Vec::new(); N_GROUPS];
+        let mut group_lanes = vec![1.0; N_GROUPS];
+        for (g, &[a, b]) in arms.iter().enumerate() {
+            for ring in 0..2 {
+                let (left_arm, thru_arm) = if ring == 0 { (a, b) } else { (b, a) };
+                let l = find(left_arm, Turn::Left).ok_or_else(|| {
+                    CoreError::Signal(format!(
+                        "intersection '{}': the dual ring needs a left-turn movement on approach {}",
+                        ix.id, names[left_arm]
+                    ))
+                })?;
+                let t = find(thru_arm, Turn::Through).ok_or_else(|| {
+                    CoreError::Signal(format!(
+                        "intersection '{}': the dual ring needs a through movement on approach {}",
+                        ix.id, names[thru_arm]
+                    ))
+                })?;
+                let gl = group_index(g, ring, 0);
+                group_movements[gl] = vec![l];
+                group_lanes[gl] = ix.movements[l].lanes.max(1) as f64;
+                let gt = group_index(g, ring, 1);
+                group_movements[gt] = vec![t];
+                let mut lanes = ix.movements[t].lanes as f64;
+                if let Some(r) = find(thru_arm, Turn::Right) {
+                    group_movements[gt].push(r);
+                    if params.count_right_lanes {
+                        lanes += ix.movements[r].lanes as f64;
+                    }
+                }
+                group_lanes[gt] = lanes.max(1.0);
+            }
+        }
+        // the phase for every combination of ring groups (vehicle movements must match)
+        let veh_set = |p: usize| -> Vec<usize> {
+            let mut v: Vec<usize> = ix.phases[p]
+                .movements
+                .iter()
+                .copied()
+                .filter(|&m| !ix.movements[m].is_pedestrian())
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let mut phase_of = [[[usize::MAX; 2]; 2]; 2];
+        let mut slots = vec![(usize::MAX, 0, 0); ix.n_phases()];
+        for g in 0..2 {
+            for s0 in 0..2 {
+                for s1 in 0..2 {
+                    let mut want: Vec<usize> = group_movements[group_index(g, 0, s0)]
+                        .iter()
+                        .chain(&group_movements[group_index(g, 1, s1)])
+                        .copied()
+                        .collect();
+                    want.sort_unstable();
+                    let p = (0..ix.n_phases()).find(|&p| veh_set(p) == want).ok_or_else(|| {
+                        let ids: Vec<&str> =
+                            want.iter().map(|&m| ix.movements[m].id.as_str()).collect();
+                        CoreError::Signal(format!(
+                            "intersection '{}': the dual ring needs a phase serving exactly {{{}}} (build it with dual_ring=true)",
+                            ix.id,
+                            ids.join(", ")
+                        ))
+                    })?;
+                    phase_of[g][s0][s1] = p;
+                    slots[p] = (g, s0, s1);
+                }
+            }
+        }
+        if let Some(p) = slots.iter().position(|s| s.0 == usize::MAX) {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': phase '{}' is not a dual-ring phase (one left or through group per ring of one barrier group)",
+                ix.id, ix.phases[p].name
+            )));
+        }
+        let np = ix.n_phases();
+        Ok(DualRingController {
+            ix,
+            params,
+            demand: vec![0.0; N_GROUPS],
+            expected: vec![0.0; N_GROUPS],
+            calls: vec![false; np],
+            group_movements,
+            group_lanes,
+            phase_of,
+            slots,
+            green_since: [None; N_GROUPS],
+            served: [false; N_GROUPS],
+            visit: None,
+            group_called: [false; N_GROUPS],
+        })
+    }
+
+    /// The phase of barrier group `g` with ring 0 / ring 1 on their left (0) or through (1).
+    pub fn phase_for(&self, g: usize, slot0: usize, slot1: usize) -> usize {
+        self.phase_of[g & 1][slot0 & 1][slot1 & 1]
+    }
+
+    /// Movements of movement group `gi` (see [`N_GROUPS`] for the numbering).
+    pub fn group_movements(&self, gi: usize) -> &[usize] {
+        &self.group_movements[gi]
+    }
+
+    fn max_green(&self, gi: usize) -> f64 {
+        if gi % 2 == 0 {
+            self.params.max_green_left_s
+        } else {
+            self.params.max_green_through_s
+        }
+    }
+
+    fn done(&self, gi: usize, now: f64, phase_maxed: bool) -> bool {
+        let pr = &self.params;
+        let gt = self.green_since[gi].map(|t0| now - t0).unwrap_or(0.0);
+        phase_maxed
+            || gt >= self.max_green(gi)
+            || self.expected[gi]
+                < pr.efficiency * pr.lane_sat_vps * self.group_lanes[gi] * pr.horizon_s
+    }
+
+    /// The slot ring `ring` of group `g` should show next (None = the ring is done).
+    fn ring_next(
+        &self,
+        g: usize,
+        ring: usize,
+        slot: usize,
+        now: f64,
+        phase_maxed: bool,
+    ) -> Option<usize> {
+        let cur = group_index(g, ring, slot);
+        let other = group_index(g, ring, 1 - slot);
+        if self.group_called[cur] && !self.done(cur, now, phase_maxed) {
+            Some(slot)
+        } else if self.group_called[other] && !self.served[other] {
+            Some(1 - slot)
+        } else {
+            None
+        }
+    }
+
+    /// First slot of a ring when its barrier group starts.
+    fn start_slot(&self, g: usize, ring: usize) -> usize {
+        let (l, t) = (group_index(g, ring, 0), group_index(g, ring, 1));
+        if self.group_called[l] && self.demand[l] >= self.params.lead_left_veh {
+            0
+        } else if self.group_called[t] {
+            1
+        } else if self.group_called[l] {
+            0
+        } else {
+            1
+        }
+    }
+
+    pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
+        let ix = &*self.ix;
+        let pr = &self.params;
+        for gi in 0..N_GROUPS {
+            let (mut dem, mut exp) = (0.0, 0.0);
+            for &m in &self.group_movements[gi] {
+                dem += d.queue[m] + d.approaching[m];
+                exp += match d.expected {
+                    Some(e) => e[m],
+                    None => d.queue[m] + d.approaching[m],
+                };
+            }
+            self.demand[gi] = dem;
+            self.expected[gi] = exp;
+            self.group_called[gi] = dem > 0.0 && dem >= pr.min_call_veh;
+        }
+        for (p, &(g, s0, s1)) in self.slots.iter().enumerate() {
+            self.calls[p] = self.group_called[group_index(g, 0, s0)]
+                || self.group_called[group_index(g, 1, s1)];
+        }
+        let cur = st.phase;
+        let (g, s0, s1) = self.slots[cur];
+        if st.interval == Interval::Green {
+            if self.visit != Some(g) {
+                // a new barrier visit: nothing of this group served yet
+                for r in 0..2 {
+                    for s in 0..2 {
+                        self.served[group_index(g, r, s)] = false;
+                    }
+                }
+                self.visit = Some(g);
+            }
+            let on = [group_index(g, 0, s0), group_index(g, 1, s1)];
+            let start = st.now_s - st.elapsed_s;
+            for gi in 0..N_GROUPS {
+                if on.contains(&gi) {
+                    self.served[gi] = true;
+                    if self.green_since[gi].is_none() {
+                        self.green_since[gi] = Some(start);
+                    }
+                } else {
+                    self.green_since[gi] = None;
+                }
+            }
+        }
+        if st.interval != Interval::Green || st.elapsed_s < ix.phases[cur].min_green {
+            return None;
+        }
+        let now = st.now_s;
+        // The phase reached the machine's maximum green: the controller moves on itself
+        // (in ring / barrier order) before the machine's cyclic fallback would.
+        let maxed = st.elapsed_s >= ix.phases[cur].max_green;
+        let mut r0 = self.ring_next(g, 0, s0, now, maxed);
+        let mut r1 = self.ring_next(g, 1, s1, now, maxed);
+        // A ring whose through is done keeps it green (free: the other ring holds the
+        // barrier) instead of moving to its lagging left alone, unless that left has at
+        // least `early_left_veh` vehicles; when both rings are done they move together.
+        let busy0 = r0 == Some(s0);
+        let busy1 = r1 == Some(s1);
+        let early = |slot: usize, next: Option<usize>, left: usize, other_busy: bool| {
+            slot == 1
+                && next == Some(0)
+                && other_busy
+                && !maxed
+                && self.demand[left] < pr.early_left_veh
+        };
+        if early(s0, r0, group_index(g, 0, 0), busy1) {
+            r0 = Some(s0);
+        }
+        if early(s1, r1, group_index(g, 1, 0), busy0) {
+            r1 = Some(s1);
+        }
+        if r0.is_none() && r1.is_none() {
+            let og = 1 - g;
+            let across = (0..2).any(|r| (0..2).any(|s| self.group_called[group_index(og, r, s)]));
+            if across {
+                let target = self.phase_of[og][self.start_slot(og, 0)][self.start_slot(og, 1)];
+                return Some(target);
+            }
+            // nobody waits across the barrier: re-open this group's other movements
+            for r in 0..2 {
+                let s = if r == 0 { s0 } else { s1 };
+                self.served[group_index(g, r, 1 - s)] = false;
+            }
+            r0 = self.ring_next(g, 0, s0, now, maxed);
+            r1 = self.ring_next(g, 1, s1, now, maxed);
+        }
+        let target = self.phase_of[g][r0.unwrap_or(s0)][r1.unwrap_or(s1)];
+        if target == cur {
+            None
+        } else {
+            Some(target)
+        }
+    }
+
+    pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
+        d.validate(&self.ix)?;
+        require_expected(d)?;
+        if st.phase >= self.ix.n_phases() {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': phase {} does not exist",
+                self.ix.id, st.phase
+            )));
+        }
+        let target = self.decide(st, d);
+        Ok(Decision {
+            target,
+            pressures: self.demand.clone(),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Fixed-time (coordinated) and adaptive plan following
 
 /// Follows fixed greens in the cyclic order, locked to the clock: phase `order[0]`'s green
@@ -708,6 +1094,7 @@ pub enum Strategy {
     MaxPressure(MaxPressureController),
     PressureActuated(PressureActuatedController),
     CyclicGap(CyclicGapController),
+    DualRing(Box<DualRingController>),
 }
 
 /// A controller strategy driving the safety state machine.
@@ -772,6 +1159,13 @@ impl SignalController {
                 (r, Some(&c.calls[..]))
             }
             Strategy::CyclicGap(c) => {
+                need(det)?;
+                let d = det.expect("checked");
+                require_expected(d)?;
+                let r = c.decide(&st, d);
+                (r, Some(&c.calls[..]))
+            }
+            Strategy::DualRing(c) => {
                 need(det)?;
                 let d = det.expect("checked");
                 require_expected(d)?;

@@ -214,7 +214,7 @@ pub struct Intersection {
     member: Vec<Vec<bool>>,
 }
 
-fn arm_index(approach: &str) -> Option<usize> {
+pub(crate) fn arm_index(approach: &str) -> Option<usize> {
     match approach.to_ascii_uppercase().as_str() {
         "N" | "NORTH" => Some(0),
         "E" | "EAST" => Some(1),
@@ -738,7 +738,26 @@ impl Intersection {
         };
         let mut permissive = Vec::new();
         let mut phases;
-        if o.protected_left {
+        if o.dual_ring && !o.protected_left {
+            return Err(err(
+                id,
+                "dual_ring=true gives every left turn its own protected green; protected_left=false contradicts it",
+            ));
+        }
+        if o.dual_ring {
+            // NEMA dual ring, two barrier groups (N/S, E/W). In each group ring A serves
+            // a_L then b_T, ring B b_L then a_T; a phase is one movement group per ring.
+            phases = Vec::with_capacity(8);
+            for (g, a, b) in [("NS", "N", "S"), ("EW", "E", "W")] {
+                let (al, bl) = (format!("{a}_L"), format!("{b}_L"));
+                let (at, ar) = (format!("{a}_T"), format!("{a}_R"));
+                let (bt, br) = (format!("{b}_T"), format!("{b}_R"));
+                phases.push(ph(&format!("{g}_L"), &[&al, &bl]));
+                phases.push(ph(&format!("{a}_TL"), &[&al, &at, &ar]));
+                phases.push(ph(&format!("{b}_TL"), &[&bl, &bt, &br]));
+                phases.push(ph(&format!("{g}_T"), &[&at, &ar, &bt, &br]));
+            }
+        } else if o.protected_left {
             phases = vec![
                 ph("NS_T", &["N_T", "N_R", "S_T", "S_R"]),
                 ph("NS_L", &["N_L", "S_L"]),
@@ -764,7 +783,11 @@ impl Intersection {
         }
         if o.pedestrians {
             // Crosswalks over the legs parallel to the through traffic; right turns yield.
-            let (ns, ew) = (0usize, if o.protected_left { 2 } else { 1 });
+            let (ns, ew) = if o.dual_ring {
+                (3usize, 7usize)
+            } else {
+                (0usize, if o.protected_left { 2 } else { 1 })
+            };
             for (p, legs) in [(ns, ["E_P", "W_P"]), (ew, ["N_P", "S_P"])] {
                 for l in legs {
                     phases[p].movements.push(idx(l));
@@ -817,6 +840,9 @@ pub struct FourArmOptions {
     pub lanes_right: u32,
     pub sat_flow_per_lane: f64,
     pub protected_left: bool,
+    /// NEMA dual-ring phases (8: NS_L, N_TL, S_TL, NS_T, EW_L, E_TL, W_TL, EW_T) instead
+    /// of the 4 stages, for [`super::control::DualRingController`]. Needs protected lefts.
+    pub dual_ring: bool,
     pub pedestrians: bool,
     pub crossing_m: f64,
     pub min_green: f64,
@@ -836,6 +862,7 @@ impl Default for FourArmOptions {
             lanes_right: 1,
             sat_flow_per_lane: 1800.0,
             protected_left: true,
+            dual_ring: false,
             pedestrians: false,
             crossing_m: 14.0,
             min_green: 10.0,
