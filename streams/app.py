@@ -192,24 +192,32 @@ def _tune_worker_consumer(fetch_max_wait_ms: int | None, prefetch_backoff_s: flo
 def _patch_faust_resume() -> None:
     """Seek to the committed offsets BEFORE resuming the partitions after a rebalance.
 
-    faust-streaming 0.15.3 resumes the stream partitions, then seeks them to their committed
-    offsets, then resumes flow control, which clears the agents' queues. Records fetched in
-    between are put in a queue, dropped by that clear, yet counted as read, so the stream
-    silently skips them (seen after a restart under CPU load: a worker resumed at offset
-    497, processed 497-498, then continued at 533). Here the seek comes first, while the
-    partitions are still paused, and the app is told the offsets it resumes from
-    (`app._cs_on_seek`) so that its agents can detect any gap.
+    faust-streaming 0.15.3 (`Recovery._resume_streams`) resumes the stream partitions, then
+    seeks them to their committed offsets, then resumes flow control, which clears the
+    agents' queues. Records fetched in between are put in a queue, dropped by that clear,
+    yet counted as read, so the stream silently skips them (seen after a restart under CPU
+    load: a worker resumed at offset 497, processed 497-498, then continued at 533). Here
+    the seek comes first, while the partitions are still paused, and the app is told the
+    offsets it resumes from (`app._cs_on_seek`) so that its agents can detect any gap.
 
-    Faust takes that path in `Recovery.on_recovery_completed` when the app has tables (ours
-    has) and in `Recovery._resume_streams` when it has none; both are patched (an earlier
-    version patched only the second, which this app never reaches)."""
+    Only the path without tables is patched: with tables (ours) Faust resumes through
+    `Recovery.on_recovery_completed`, where the same reordering made a restarted worker stop
+    receiving frames in 4 of 16 kill/restart runs (the partition seeked back yet never
+    fetched again); there the agents' gap filling (`_in_order`) is what keeps a restart
+    exact."""
     from faust.tables.recovery import Recovery
 
     if getattr(Recovery, "_cs_patched", False):
         return
 
-    async def _resume(self: Any, consumer: Any, assignment: Any) -> None:
+    async def _resume_streams(self: Any, generation_id: int = 0) -> None:
         app = self.app
+        consumer = app.consumer
+        await app.on_rebalance_complete.send()
+        assignment = consumer.assignment()
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
@@ -224,54 +232,12 @@ def _patch_faust_resume() -> None:
         app.flow_control.resume()
         consumer.resume_flow()
         await app._fetcher.maybe_start()
-
-    async def _resume_streams(self: Any, generation_id: int = 0) -> None:
-        app = self.app
-        consumer = app.consumer
-        await app.on_rebalance_complete.send()
-        assignment = consumer.assignment()
-        if app.consumer_generation_id != generation_id:
-            self.log.warning("Recovery rebalancing again")
-            return
-        await _resume(self, consumer, assignment)
         self.tables.on_actives_ready()
         self.tables.on_standbys_ready()
         app.on_rebalance_end()
         self.log.info("Worker ready")
 
-    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-        app = self.app
-        consumer = app.consumer
-        self.log.info("Restore complete!")
-        await app.on_rebalance_complete.send()
-        self._set_recovery_ended()
-        coros = [
-            asyncio.ensure_future(
-                table.on_recovery_completed(
-                    self.actives_for_table[table], self.standbys_for_table[table]
-                )
-            )
-            for table in self.tables.values()
-        ]
-        if coros:
-            await asyncio.wait(coros)
-        assignment = consumer.assignment()
-        if app.consumer_generation_id != generation_id:
-            self.log.warning(
-                "Recovery rebalancing again app id %s param %s",
-                app.consumer_generation_id,
-                generation_id,
-            )
-            return
-        await _resume(self, consumer, assignment)
-        self.tables.on_actives_ready()
-        if not app.assignor.assigned_standbys():
-            self.tables.on_standbys_ready()
-        app.on_rebalance_end()
-        self.log.info("Worker ready")
-
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
-    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
     Recovery._cs_patched = True  # type: ignore[attr-defined]
 
 
