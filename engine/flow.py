@@ -295,9 +295,9 @@ class FlowEstimator:
             del mem[tid]
 
     def current_tracks(self, hold_s: float = 0.6) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """lane id -> (distances m, smoothed speeds m/s) of the tracks each camera saw in
-        its last frame or within `hold_s` before it (a vehicle missed by the detector for a
-        frame or two is still there). Needs `track_ids` in `add_tracks` /
+        """lane id -> (distances m, along-lane speeds m/s, NaN while a track is too new to
+        have one) of the tracks each camera saw in its last frame or within `hold_s` before
+        it (a vehicle missed by the detector for a frame or two is still there). Needs `track_ids` in `add_tracks` /
         `add_observations`; cameras without them fall back to `current()`."""
         rows: dict[int, tuple[list[float], list[float]]] = {}
         for cam, (ts, lanes, d, sp) in self._last.items():
@@ -322,7 +322,8 @@ class FlowEstimator:
         self, camera_id: str, hold_s: float = 0.6
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
         """One camera's tracks as `current_tracks` holds them: (track ids, lane ids,
-        distances to the stop line m, smoothed speeds m/s). Empty without `track_ids`."""
+        distances to the stop line m, along-lane speeds m/s or NaN). Empty without
+        `track_ids`."""
         mem = self._mem.get(camera_id)
         last = self._last.get(camera_id)
         if not mem or last is None:

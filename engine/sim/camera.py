@@ -412,10 +412,10 @@ class CameraMeasurer:
         ft = self.ft
         ft.speed_sum[v.cam_id] = ft.speed_sum.get(v.cam_id, 0.0) + float(speed[idx][m].sum())
         ft.speed_n[v.cam_id] = ft.speed_n.get(v.cam_id, 0) + int(m.sum())
-        tr = self.pipeline.analytics(v.cam_id).tracks()
-        if len(tr):
-            wd = tr.world_xy[:, 1]
-            sp = tr.speed_kmh / 3.6
+        # the tracks of this frame with their along-lane speeds (the tracker's 2-D speed
+        # reads a halted car's box jitter as motion: +10-20% on this mean)
+        _, _, wd, sp = self.flow.held_tracks(v.cam_id, hold_s=0.0)
+        if len(wd):
             mm = (wd >= 0) & (wd <= VIEW_M - 10) & np.isfinite(sp)
             ft.est_speed_sum[v.cam_id] = ft.est_speed_sum.get(v.cam_id, 0.0) + float(sp[mm].sum())
             ft.est_speed_n[v.cam_id] = ft.est_speed_n.get(v.cam_id, 0) + int(mm.sum())
