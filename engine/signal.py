@@ -748,11 +748,11 @@ class DualRingController(_Decider):
         max_green_through_s: float = 60.0,
         max_green_left_s: float = 30.0,
         horizon_s: float = 6.0,
-        efficiency: float = 0.2,
+        efficiency: float = 0.35,
         lane_sat_vps: float = 0.5,
         min_call_veh: float = 0.5,
         lead_left_veh: float = float("inf"),
-        early_left_veh: float = 0.0,
+        early_left_veh: float = float("inf"),
         count_right_lanes: bool = False,
     ):
         self.ix = ix

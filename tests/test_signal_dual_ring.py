@@ -33,7 +33,7 @@ def test_dual_ring_phases_are_compatible_movement_sets(ix):
 
 
 def test_rings_gap_out_separately_lefts_lag_and_barrier_crossed(ix):
-    ctl = SignalController(ix, DualRingController(ix), initial_phase="NS_T")
+    ctl = SignalController(ix, DualRingController(ix, early_left_veh=0.0), initial_phase="NS_T")
     # both throughs discharge; N_L waits: NS_T holds
     busy = DetectorState.from_mappings(
         ix,
@@ -80,6 +80,23 @@ def test_rings_gap_out_separately_lefts_lag_and_barrier_crossed(ix):
     assert 11 <= run <= 13
 
 
+def test_done_ring_keeps_its_through_unless_its_left_queue_is_long(ix):
+    # S_T has gapped out while N_T still discharges; N_L has 2 vehicles
+    st = DetectorState.from_mappings(
+        ix, queue={"N_T": 6, "N_L": 2, "E_T": 3}, expected={"N_T": 4, "N_L": 2}
+    )
+    hold = DualRingController(ix, early_left_veh=3.0).decide(st, "NS_T", 20.0, now=20.0)
+    assert hold.target is None  # S_T stays green (free: ring 1 holds the barrier anyway)
+    go = DualRingController(ix, early_left_veh=2.0).decide(st, "NS_T", 20.0, now=20.0)
+    assert go.target_name == "N_TL"  # 2 lefts waiting are enough: ring 0 leaves alone
+    # both rings done: they move to the lefts together whatever early_left_veh says
+    both = DetectorState.from_mappings(
+        ix, queue={"N_L": 2, "S_L": 1, "E_T": 3}, expected={"N_L": 2, "S_L": 1}
+    )
+    d = DualRingController(ix, early_left_veh=3.0).decide(both, "NS_T", 20.0, now=20.0)
+    assert d.target_name == "NS_L"
+
+
 def test_decide_and_bad_input(ix):
     ctl = DualRingController(ix)
     d = ctl.decide(
@@ -102,6 +119,7 @@ def test_decide_and_bad_input(ix):
         {"horizon_s": math.inf},
         {"lead_left_veh": math.nan},
         {"lead_left_veh": -1.0},
+        {"early_left_veh": math.nan},
     ):
         name = next(iter(bad))
         with pytest.raises(SignalConstraintError, match=rf"'dr1'.*{name}"):

@@ -591,9 +591,9 @@ proptest! {
                 got[m] |= *l == LightState::Green;
             }
         }
-        for m in 0..n {
-            if !ix.movements[m].is_pedestrian() {
-                prop_assert!(got[m], "movement {} never got green in {} s", ix.movements[m].id, horizon);
+        for (mv, g) in ix.movements.iter().zip(&got) {
+            if !mv.is_pedestrian() {
+                prop_assert!(*g, "movement {} never got green in {} s", mv.id, horizon);
             }
         }
     }
