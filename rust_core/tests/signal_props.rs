@@ -1,4 +1,4 @@
-//! Property tests of the signal module's safety guarantees: 101,500 random intersections,
+//! Property tests of the signal module's safety guarantees: 117,500 random intersections,
 //! request/detector sequences, demands and corridors (case counts set in code below).
 //!
 //! Whatever a controller (or a random request stream) asks, the indications must never
