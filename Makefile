@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 EXTRAS  ?= streams,sim,bench,test
 
-.PHONY: setup build models run test pytest cargo-test lint fmt bench clean
+.PHONY: setup build models run test pytest cargo-test lint fmt bench bench-ci clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,8 +21,8 @@ build: $(BIN)/python
 models: setup
 	$(BIN)/citystream models fetch
 
-# The main job: structure the sample video (real detector, Rust core), write records,
-# summary and an annotated video under out/.
+# The main job, streamed: embedded broker + Faust worker + feeder on the sample video
+# (real detector, Rust core); live summary, out/run/summary.json.
 run: models
 	$(BIN)/citystream run
 
@@ -50,6 +50,10 @@ fmt:
 
 bench: build
 	$(BIN)/citystream bench all
+
+# The short signal-timing table in SUMO (600 s demand, one seed, ~2 min), as CI runs it.
+bench-ci: models
+	$(BIN)/citystream bench signals --quick
 
 clean:
 	rm -rf target $(VENV) out models/cache models/onnx

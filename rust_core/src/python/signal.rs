@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::error::CoreError;
-use crate::signal::control::AdaptiveFollower;
+use crate::signal::control::{AdaptiveFollower, Decision};
 use crate::signal::machine::Status;
 use crate::signal::model::{
     self, ClearanceParams, FourArmOptions, Intersection, IntersectionSpec, Movement, PhaseSpec,
@@ -574,6 +574,35 @@ fn parse_interval(s: &str) -> PyResult<crate::signal::Interval> {
     }
 }
 
+/// The discharge controllers' `decide` from Python: checks the phase, builds the status and
+/// the detector state (queue, approaching, expected discharge per movement) and asks `f`.
+fn discharge_decision<F>(
+    ix: &Intersection,
+    phase: usize,
+    elapsed: f64,
+    interval: &str,
+    now: f64,
+    [queue, approaching, expected]: [PyReadonlyArray1<'_, f64>; 3],
+    f: F,
+) -> PyResult<Decision>
+where
+    F: FnOnce(&Status, &DetectorState) -> Result<Decision, CoreError>,
+{
+    if phase >= ix.n_phases() {
+        return Err(sig(format!(
+            "intersection '{}': phase {} does not exist",
+            ix.id, phase
+        )));
+    }
+    let st = view(phase, elapsed, interval, now)?;
+    let zeros = vec![0.0; ix.n_movements()];
+    let (q, a, e) = (Some(queue), Some(approaching), Some(expected));
+    let none = None;
+    let det =
+        detector(ix.n_movements(), &q, &a, &none, &none, &none, &e, &zeros)?.expect("queue given");
+    Ok(f(&st, &det)?)
+}
+
 fn view(phase: usize, elapsed: f64, interval: &str, now: f64) -> PyResult<Status> {
     Ok(Status {
         now_s: now,
@@ -788,19 +817,11 @@ impl PyCyclicGap {
         now: f64,
     ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
         let ix = self.inner.ix.clone();
-        if phase >= ix.n_phases() {
-            return Err(sig(format!(
-                "intersection '{}': phase {} does not exist",
-                ix.id, phase
-            )));
-        }
-        let st = view(phase, elapsed, interval, now)?;
-        let zeros = vec![0.0; ix.n_movements()];
-        let (q, a, e) = (Some(queue), Some(approaching), Some(expected));
-        let none = None;
-        let det = detector(ix.n_movements(), &q, &a, &none, &none, &none, &e, &zeros)?
-            .expect("queue given");
-        let dec = self.inner.decide_checked(&st, &det)?;
+        let inner = &mut self.inner;
+        let arrays = [queue, approaching, expected];
+        let dec = discharge_decision(&ix, phase, elapsed, interval, now, arrays, |st, d| {
+            inner.decide_checked(st, d)
+        })?;
         Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
     }
 }
@@ -861,19 +882,11 @@ impl PyDualRing {
         now: f64,
     ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
         let ix = self.inner.ix.clone();
-        if phase >= ix.n_phases() {
-            return Err(sig(format!(
-                "intersection '{}': phase {} does not exist",
-                ix.id, phase
-            )));
-        }
-        let st = view(phase, elapsed, interval, now)?;
-        let zeros = vec![0.0; ix.n_movements()];
-        let (q, a, e) = (Some(queue), Some(approaching), Some(expected));
-        let none = None;
-        let det = detector(ix.n_movements(), &q, &a, &none, &none, &none, &e, &zeros)?
-            .expect("queue given");
-        let dec = self.inner.decide_checked(&st, &det)?;
+        let inner = &mut self.inner;
+        let arrays = [queue, approaching, expected];
+        let dec = discharge_decision(&ix, phase, elapsed, interval, now, arrays, |st, d| {
+            inner.decide_checked(st, d)
+        })?;
         Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
     }
     /// Movement ids of each of the 8 movement groups.
