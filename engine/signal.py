@@ -680,7 +680,18 @@ class PressureActuatedController(_Decider):
         )
 
 
-class CyclicGapController(_Decider):
+class _DischargeDecider(_Decider):
+    """A controller whose core decides on queue, approaching and `state.expected`
+    (vehicles expected at the stop line within its `horizon_s`)."""
+
+    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
+        if state.expected is None:
+            raise InputError(f"{type(self).__name__} needs DetectorState.expected")
+        a = state.arrays()
+        return a["queue"], a["approaching"], a["expected"]
+
+
+class CyclicGapController(_DischargeDecider):
     """The phases in their cyclic order, skipping phases with fewer than `min_call_veh`
     vehicles (queue + approaching); after the minimum green, a green ends when another
     phase is called and either the vehicles expected at the stop line within `horizon_s`
@@ -688,8 +699,9 @@ class CyclicGapController(_Decider):
     `efficiency` × `lane_sat_vps` × lanes × `horizon_s`, or it has lasted its maximum
     (`max_green_left_s` for left-only phases, else `max_green_through_s`). `phase_lanes`
     (one per phase) overrides the lane count Σ lanes of the phase's vehicle movements
-    (give it when right turns share a through lane). The safety machine still enforces
-    minimum green, clearances and its own maximum green."""
+    (give it when right turns share a through lane). `Decision.pressures` holds each
+    phase's demand. The safety machine still enforces minimum green, clearances and its
+    own maximum green."""
 
     def __init__(
         self,
@@ -714,16 +726,8 @@ class CyclicGapController(_Decider):
             None if phase_lanes is None else [float(x) for x in phase_lanes],
         )
 
-    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
-        """Decides on `state.expected` (vehicles expected at the stop line within
-        `horizon_s`); `Decision.pressures` then holds each phase's demand."""
-        if state.expected is None:
-            raise InputError("CyclicGapController needs DetectorState.expected")
-        a = state.arrays()
-        return a["queue"], a["approaching"], a["expected"]
 
-
-class DualRingController(_Decider):
+class DualRingController(_DischargeDecider):
     """NEMA dual ring on an intersection with the 8 dual-ring phases
     (`Intersection.standard_four_arm(..., dual_ring=True)`, or explicit phases with the
     same vehicle movements). Per barrier group (N/S, E/W) ring 0 serves a_L and b_T, ring
@@ -773,12 +777,6 @@ class DualRingController(_Decider):
     def groups(self) -> list[list[str]]:
         """Movement ids per movement group g·4 + ring·2 + slot (slot 0 left, 1 through)."""
         return self.core.groups
-
-    def _inputs(self, state: DetectorState) -> tuple[np.ndarray, ...]:
-        if state.expected is None:
-            raise InputError("DualRingController needs DetectorState.expected")
-        a = state.arrays()
-        return a["queue"], a["approaching"], a["expected"]
 
 
 class FixedTimeController:
