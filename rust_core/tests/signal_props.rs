@@ -490,10 +490,12 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
         prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
         any::<bool>(),
         prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
+        prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
     )
         .prop_map(
-            |(mt, ml, h, eff, call, lead, right, early)| DualRingParams {
+            |(mt, ml, h, eff, call, lead, right, early, again)| DualRingParams {
                 early_left_veh: early,
+                reservice_veh: again,
                 max_green_through_s: mt,
                 max_green_left_s: ml,
                 horizon_s: h,
