@@ -16,9 +16,9 @@ use citystream_core::signal::model::{
 };
 use citystream_core::signal::plan::{self, AdaptiveParams, AdaptivePlanner};
 use citystream_core::signal::{
-    CyclicGapController, CyclicGapParams, DualRingController, DualRingParams, FixedTimeController,
-    GreenWaveCorridor, MaxPressureController, MaxPressureParams, PressureActuatedController,
-    PressureActuatedParams, SignalController, Strategy as Ctl,
+    CyclicGapController, CyclicGapParams, DischargeParams, DualRingController, DualRingParams,
+    FixedTimeController, GreenWaveCorridor, MaxPressureController, MaxPressureParams,
+    PressureActuatedController, PressureActuatedParams, SignalController, Strategy as Ctl,
 };
 use proptest::prelude::*;
 
@@ -65,26 +65,42 @@ fn four_arm() -> impl Strategy<Value = Intersection> {
         any::<bool>(),
     )
         .prop_map(|(prot, peds, ll, lt, ming, extra, ye, are, c, dual)| {
-            let ped_min = c.walk_s + 14.0 / c.ped_speed;
-            let v = c.speed_kmh / 3.6;
-            let y = c.reaction_s + v / (2.0 * c.decel + 2.0 * 9.81 * c.grade);
-            let ar = (c.width_m + c.vehicle_length_m) / v;
             let o = FourArmOptions {
                 protected_left: prot,
                 dual_ring: prot && dual,
-                pedestrians: peds,
-                lanes_left: ll,
-                lanes_through: lt,
-                min_green: ming,
-                max_green: ming.max(if peds { ped_min } else { 0.0 }) + extra,
-                yellow: ye.map(|e| y + e),
-                all_red: are.map(|e| ar + e),
-                cycle_max: 900.0,
-                clearance: c,
-                ..FourArmOptions::default()
+                ..four_arm_options(peds, (ll, lt), (ming, extra), ye, are, c)
             };
             Intersection::standard_four_arm("p", &o).expect("valid by construction")
         })
+}
+
+/// Four-arm options from sampled values: lanes (left, through), greens (minimum, maximum
+/// beyond the minimum and the pedestrian minimum), yellow / all-red as the kinematic ones
+/// plus the sampled extra (None = the model's own), cycle up to 900 s.
+fn four_arm_options(
+    peds: bool,
+    (lanes_left, lanes_through): (u32, u32),
+    (min_green, extra): (f64, f64),
+    yellow_extra: Option<f64>,
+    all_red_extra: Option<f64>,
+    c: ClearanceParams,
+) -> FourArmOptions {
+    let ped_min = c.walk_s + 14.0 / c.ped_speed;
+    let v = c.speed_kmh / 3.6;
+    let y = c.reaction_s + v / (2.0 * c.decel + 2.0 * 9.81 * c.grade);
+    let ar = (c.width_m + c.vehicle_length_m) / v;
+    FourArmOptions {
+        pedestrians: peds,
+        lanes_left,
+        lanes_through,
+        min_green,
+        max_green: min_green.max(if peds { ped_min } else { 0.0 }) + extra,
+        yellow: yellow_extra.map(|e| y + e),
+        all_red: all_red_extra.map(|e| ar + e),
+        cycle_max: 900.0,
+        clearance: c,
+        ..FourArmOptions::default()
+    }
 }
 
 /// Random explicit intersections: a random subset of the 16 standard movements, grouped
@@ -388,6 +404,75 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 // Controllers driving the machine with random detector states.
 
+/// One step's detector vectors for `n` movements, drawn from 16 random bytes.
+struct StepDetectors {
+    queue: Vec<f64>,
+    approaching: Vec<f64>,
+    gap_s: Vec<f64>,
+    arrivals: Vec<f64>,
+    expected: Vec<f64>,
+}
+
+impl StepDetectors {
+    fn new(d: &[u8], n: usize) -> Self {
+        StepDetectors {
+            queue: (0..n).map(|m| (d[m % 16] % 7) as f64).collect(),
+            approaching: (0..n).map(|m| (d[(m + 5) % 16] % 4) as f64).collect(),
+            gap_s: (0..n)
+                .map(|m| match d[(m + 9) % 16] {
+                    0 => f64::INFINITY,
+                    x => x as f64 * 0.7,
+                })
+                .collect(),
+            arrivals: (0..n).map(|m| (d[(m + 3) % 16] % 2) as f64).collect(),
+            expected: (0..n).map(|m| (d[(m + 7) % 16] % 5) as f64 * 0.5).collect(),
+        }
+    }
+
+    /// Every detector but the downstream queues.
+    fn state(&self) -> DetectorState<'_> {
+        DetectorState {
+            gap_s: Some(&self.gap_s),
+            arrivals: Some(&self.arrivals),
+            ..self.discharge()
+        }
+    }
+
+    /// Only queue, approaching and expected (what the dual ring reads).
+    fn discharge(&self) -> DetectorState<'_> {
+        discharge_state(&self.queue, &self.approaching, &self.expected)
+    }
+}
+
+/// Only what the discharge controllers read: queue, approaching and expected.
+fn discharge_state<'a>(
+    queue: &'a [f64],
+    approaching: &'a [f64],
+    expected: &'a [f64],
+) -> DetectorState<'a> {
+    DetectorState {
+        queue,
+        approaching,
+        gap_s: None,
+        downstream: None,
+        arrivals: None,
+        expected: Some(expected),
+    }
+}
+
+/// `preempt_at` = (step to preempt at, step to clear at, phase seed): apply it at step `i`.
+fn preempt_at_step(sc: &mut SignalController, i: usize, preempt_at: Option<(usize, usize, u8)>) {
+    if let Some((a, b, p)) = preempt_at {
+        if i == a {
+            let np = sc.intersection().n_phases();
+            sc.machine.preempt(p as usize % np).unwrap();
+        }
+        if i == b {
+            sc.machine.clear_preempt();
+        }
+    }
+}
+
 fn detector_seq(n_steps: usize) -> impl Strategy<Value = Vec<(Vec<u8>, u64)>> {
     proptest::collection::vec(
         (
@@ -423,25 +508,20 @@ proptest! {
                 Ctl::Fixed(FixedTimeController::from_plan(ix.clone(), &p, margin * 7.0).unwrap())
             }
             3 => Ctl::Adaptive(Box::new(AdaptiveFollower::new(ix.clone(), AdaptiveParams::default(), &vec![300.0; n]).unwrap())),
-            5 => Ctl::CyclicGap(CyclicGapController::new(ix.clone(), CyclicGapParams { max_green_through_s: 10.0 + margin * 5.0, max_green_left_s: margin * 3.0, efficiency: beta * 0.3, ..Default::default() }).unwrap()),
+            5 => {
+                let discharge = DischargeParams { max_green_through_s: 10.0 + margin * 5.0, max_green_left_s: margin * 3.0, efficiency: beta * 0.3, ..CyclicGapParams::default().discharge };
+                Ctl::CyclicGap(CyclicGapController::new(ix.clone(), CyclicGapParams { discharge, ..Default::default() }).unwrap())
+            }
             _ => Ctl::Manual,
         };
         let mut sc = SignalController::new(ix.clone(), strategy, 0).unwrap();
         let mut chk = Checker::new(&sc.machine);
         for (i, (d, dt)) in seq.iter().enumerate() {
-            if let Some((a, b, p)) = preempt_at {
-                if i == a { sc.machine.preempt(p as usize % np).unwrap(); }
-                if i == b { sc.machine.clear_preempt(); }
-            }
-            let q: Vec<f64> = (0..n).map(|m| (d[m % 16] % 7) as f64).collect();
-            let a: Vec<f64> = (0..n).map(|m| (d[(m + 5) % 16] % 4) as f64).collect();
-            let g: Vec<f64> = (0..n).map(|m| if d[(m + 9) % 16] == 0 { f64::INFINITY } else { d[(m + 9) % 16] as f64 * 0.7 }).collect();
-            let r: Vec<f64> = (0..n).map(|m| (d[(m + 3) % 16] % 2) as f64).collect();
-            let e: Vec<f64> = (0..n).map(|m| (d[(m + 7) % 16] % 5) as f64 * 0.5).collect();
-            let det = DetectorState { queue: &q, approaching: &a, gap_s: Some(&g), downstream: None, arrivals: Some(&r), expected: Some(&e) };
+            preempt_at_step(&mut sc, i, preempt_at);
+            let det = StepDetectors::new(d, n);
             let pre = sc.machine.preempting().is_some();
             let manual = if kind == 4 { Some(d[0] as usize % np) } else { None };
-            sc.step(*dt as f64 / 1000.0, Some(&det), manual).unwrap();
+            sc.step(*dt as f64 / 1000.0, Some(&det.state()), manual).unwrap();
             chk.observe(&sc.machine, pre)?;
         }
     }
@@ -461,23 +541,18 @@ fn dual_ring_four_arm() -> impl Strategy<Value = Intersection> {
         clearance(),
     )
         .prop_map(|(peds, ll, lt, ming, extra, ye, c)| {
-            let v = c.speed_kmh / 3.6;
-            let y = c.reaction_s + v / (2.0 * c.decel + 2.0 * 9.81 * c.grade);
-            let ped_min = c.walk_s + 14.0 / c.ped_speed;
             let o = FourArmOptions {
                 dual_ring: true,
-                pedestrians: peds,
-                lanes_left: ll,
-                lanes_through: lt,
-                min_green: ming,
-                max_green: ming.max(if peds { ped_min } else { 0.0 }) + extra,
-                yellow: ye.map(|e| y + e),
-                cycle_max: 900.0,
-                clearance: c,
-                ..FourArmOptions::default()
+                ..four_arm_options(peds, (ll, lt), (ming, extra), ye, None, c)
             };
             Intersection::standard_four_arm("dr", &o).expect("valid by construction")
         })
+}
+
+/// A dual-ring controller driving the machine from phase 0.
+fn dual_ring_controller(ix: &Arc<Intersection>, params: DualRingParams) -> SignalController {
+    let ctl = DualRingController::new(ix.clone(), params).unwrap();
+    SignalController::new(ix.clone(), Ctl::DualRing(Box::new(ctl)), 0).unwrap()
 }
 
 fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
@@ -494,16 +569,18 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
     )
         .prop_map(
             |(mt, ml, h, eff, call, lead, right, early, again)| DualRingParams {
-                early_left_veh: early,
                 reservice_veh: again,
-                max_green_through_s: mt,
-                max_green_left_s: ml,
-                horizon_s: h,
-                efficiency: eff,
-                min_call_veh: call,
+                discharge: DischargeParams {
+                    max_green_through_s: mt,
+                    max_green_left_s: ml,
+                    horizon_s: h,
+                    efficiency: eff,
+                    min_call_veh: call,
+                    ..DualRingParams::default().discharge
+                },
                 lead_left_veh: lead,
+                early_left_veh: early,
                 count_right_lanes: right,
-                ..Default::default()
             },
         )
 }
@@ -526,8 +603,7 @@ proptest! {
         let n = ix.n_movements();
         let np = ix.n_phases();
         prop_assert_eq!(np, 8);
-        let ctl = DualRingController::new(ix.clone(), params).unwrap();
-        let mut sc = SignalController::new(ix.clone(), Ctl::DualRing(Box::new(ctl)), 0).unwrap();
+        let mut sc = dual_ring_controller(&ix, params);
         let mut chk = Checker::new(&sc.machine);
         let min_green_of: Vec<u64> = (0..n)
             .map(|m| ix.served_by[m].iter().map(|&p| ms(ix.phases[p].min_green)).min().unwrap())
@@ -535,16 +611,10 @@ proptest! {
         let mut green_since: Vec<Option<u64>> = sc.machine.lights().iter().map(|l| (*l == LightState::Green).then_some(0)).collect();
         let mut preempted_since_green = vec![false; n];
         for (i, (d, dt)) in seq.iter().enumerate() {
-            if let Some((a, b, p)) = preempt_at {
-                if i == a { sc.machine.preempt(p as usize % np).unwrap(); }
-                if i == b { sc.machine.clear_preempt(); }
-            }
-            let q: Vec<f64> = (0..n).map(|m| (d[m % 16] % 7) as f64).collect();
-            let a: Vec<f64> = (0..n).map(|m| (d[(m + 5) % 16] % 4) as f64).collect();
-            let e: Vec<f64> = (0..n).map(|m| (d[(m + 7) % 16] % 5) as f64 * 0.5).collect();
-            let det = DetectorState { queue: &q, approaching: &a, gap_s: None, downstream: None, arrivals: None, expected: Some(&e) };
+            preempt_at_step(&mut sc, i, preempt_at);
+            let det = StepDetectors::new(d, n);
             let pre = sc.machine.preempting().is_some();
-            sc.step(*dt as f64 / 1000.0, Some(&det), None).unwrap();
+            sc.step(*dt as f64 / 1000.0, Some(&det.discharge()), None).unwrap();
             chk.observe(&sc.machine, pre)?;
             let now = (sc.machine.now_s() * 1000.0).round() as u64;
             for (m, l) in sc.machine.lights().iter().enumerate() {
@@ -573,22 +643,22 @@ proptest! {
         params in dual_ring_params(),
         exp in proptest::collection::vec(0u8..6, 16),
     ) {
-        let params = DualRingParams { min_call_veh: params.min_call_veh.min(1.0), ..params };
+        let mut params = params;
+        params.discharge.min_call_veh = params.discharge.min_call_veh.min(1.0);
+        let pr = params.discharge;
         let ix = Arc::new(ix);
         let n = ix.n_movements();
-        let ctl = DualRingController::new(ix.clone(), params.clone()).unwrap();
-        let mut sc = SignalController::new(ix.clone(), Ctl::DualRing(Box::new(ctl)), 0).unwrap();
+        let mut sc = dual_ring_controller(&ix, params);
         let q = vec![3.0; n];
         let a = vec![1.0; n];
         let e: Vec<f64> = (0..n).map(|m| exp[m % 16] as f64).collect();
         let per_phase = ix.phases.iter().map(|p| p.min_green.max(1.0) + p.yellow + p.all_red + 1.0).fold(0.0, f64::max);
         let max_ph = ix.phases.iter().map(|p| p.max_green).fold(0.0, f64::max);
-        let round = params.max_green_through_s.min(max_ph) + params.max_green_left_s.min(max_ph) + 4.0 * per_phase;
+        let round = pr.max_green_through_s.min(max_ph) + pr.max_green_left_s.min(max_ph) + 4.0 * per_phase;
         let horizon = (2.0 * 2.0 * round).ceil() as usize + 10;
         let mut got = vec![false; n];
         for _ in 0..horizon {
-            let det = DetectorState { queue: &q, approaching: &a, gap_s: None, downstream: None, arrivals: None, expected: Some(&e) };
-            sc.step(1.0, Some(&det), None).unwrap();
+            sc.step(1.0, Some(&discharge_state(&q, &a, &e)), None).unwrap();
             for (m, l) in sc.machine.lights().iter().enumerate() {
                 got[m] |= *l == LightState::Green;
             }

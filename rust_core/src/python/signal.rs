@@ -16,8 +16,8 @@ use crate::signal::model::{
 };
 use crate::signal::plan::{self, AdaptiveParams, AdaptivePlanner, Plan};
 use crate::signal::{
-    CyclicGapController, CyclicGapParams, DetectorState, DualRingController, DualRingParams,
-    FixedTimeController, GreenWaveCorridor, GreenWaveResult, MaxPressureController,
+    CyclicGapController, CyclicGapParams, DetectorState, DischargeParams, DualRingController,
+    DualRingParams, FixedTimeController, GreenWaveCorridor, GreenWaveResult, MaxPressureController,
     MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
     Strategy,
 };
@@ -790,12 +790,14 @@ impl PyCyclicGap {
         phase_lanes: Option<Vec<f64>>,
     ) -> PyResult<Self> {
         let p = CyclicGapParams {
-            max_green_through_s,
-            max_green_left_s,
-            horizon_s,
-            efficiency,
-            lane_sat_vps,
-            min_call_veh,
+            discharge: DischargeParams {
+                max_green_through_s,
+                max_green_left_s,
+                horizon_s,
+                efficiency,
+                lane_sat_vps,
+                min_call_veh,
+            },
             phase_lanes,
         };
         Ok(PyCyclicGap {
@@ -854,14 +856,16 @@ impl PyDualRing {
     ) -> PyResult<Self> {
         let p = DualRingParams {
             reservice_veh,
-            early_left_veh,
-            max_green_through_s,
-            max_green_left_s,
-            horizon_s,
-            efficiency,
-            lane_sat_vps,
-            min_call_veh,
+            discharge: DischargeParams {
+                max_green_through_s,
+                max_green_left_s,
+                horizon_s,
+                efficiency,
+                lane_sat_vps,
+                min_call_veh,
+            },
             lead_left_veh,
+            early_left_veh,
             count_right_lanes,
         };
         Ok(PyDualRing {

@@ -390,22 +390,71 @@ impl PressureActuatedController {
 }
 
 // ---------------------------------------------------------------------------------------
+// Discharge gap-out: what the cyclic gap and dual-ring controllers share
+
+/// How a green (a cyclic-gap phase, or a dual-ring movement group) is called, gaps out on
+/// its expected discharge and is capped. Shared by [`CyclicGapParams`] and
+/// [`DualRingParams`]; no `Default` of its own, as the two controllers' defaults differ
+/// (see theirs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DischargeParams {
+    /// Maximum green of through traffic (s): of a cyclic-gap phase serving through
+    /// movements; of a dual-ring through (+ right) movement group, summed over the phases
+    /// it stays green through.
+    pub max_green_through_s: f64,
+    /// Maximum green of left turns (s): of a cyclic-gap phase serving only left turns; of
+    /// a dual-ring left-turn movement group.
+    pub max_green_left_s: f64,
+    /// Horizon h (s) of the detector's `expected` count.
+    pub horizon_s: f64,
+    /// A green (phase or ring's movement group) gaps out when expected(h) < efficiency ×
+    /// lane_sat_vps × lanes × h.
+    pub efficiency: f64,
+    /// Saturation flow per lane (veh/s).
+    pub lane_sat_vps: f64,
+    /// A phase (movement group) is called by at least this many vehicles (queue +
+    /// approaching) in range.
+    pub min_call_veh: f64,
+}
+
+impl DischargeParams {
+    /// Every field finite and ≥ 0 (a [`CoreError::Signal`] naming the field otherwise).
+    pub fn validate(&self, ix: &Intersection) -> CoreResult<()> {
+        check_nonneg(ix, "max_green_through_s", self.max_green_through_s)?;
+        check_nonneg(ix, "max_green_left_s", self.max_green_left_s)?;
+        check_nonneg(ix, "horizon_s", self.horizon_s)?;
+        check_nonneg(ix, "efficiency", self.efficiency)?;
+        check_nonneg(ix, "lane_sat_vps", self.lane_sat_vps)?;
+        check_nonneg(ix, "min_call_veh", self.min_call_veh)
+    }
+
+    /// Whether `demand` vehicles (queue + approaching) call a green.
+    pub fn called(&self, demand: f64) -> bool {
+        demand > 0.0 && demand >= self.min_call_veh
+    }
+
+    /// The controller's maximum green of left-turn (`left`) or through traffic.
+    pub fn max_green(&self, left: bool) -> f64 {
+        if left {
+            self.max_green_left_s
+        } else {
+            self.max_green_through_s
+        }
+    }
+
+    /// Below this many vehicles expected within h over `lanes` lanes, a green gaps out.
+    pub fn gap_out_threshold(&self, lanes: f64) -> f64 {
+        self.efficiency * self.lane_sat_vps * lanes * self.horizon_s
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Cyclic gap-out (the SUMO-evaluated hybrid)
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CyclicGapParams {
-    /// Maximum green of phases serving through traffic (s).
-    pub max_green_through_s: f64,
-    /// Maximum green of phases serving only left turns (s).
-    pub max_green_left_s: f64,
-    /// Horizon h (s) of the detector's `expected` count.
-    pub horizon_s: f64,
-    /// A green ends when expected(h) < efficiency × lane_sat_vps × lanes × h.
-    pub efficiency: f64,
-    /// Saturation flow per lane (veh/s).
-    pub lane_sat_vps: f64,
-    /// A phase is called by at least this many vehicles (queue + approaching) in range.
-    pub min_call_veh: f64,
+    /// Maximum greens, gap-out and call thresholds.
+    pub discharge: DischargeParams,
     /// Lanes per phase for the discharge threshold; None = Σ lanes of its vehicle movements.
     /// (Give the real count when right turns share a through lane.)
     pub phase_lanes: Option<Vec<f64>>,
@@ -415,12 +464,14 @@ pub struct CyclicGapParams {
 impl Default for CyclicGapParams {
     fn default() -> Self {
         CyclicGapParams {
-            max_green_through_s: 60.0,
-            max_green_left_s: 30.0,
-            horizon_s: 6.0,
-            efficiency: 0.2,
-            lane_sat_vps: 0.5,
-            min_call_veh: 0.5,
+            discharge: DischargeParams {
+                max_green_through_s: 60.0,
+                max_green_left_s: 30.0,
+                horizon_s: 6.0,
+                efficiency: 0.2,
+                lane_sat_vps: 0.5,
+                min_call_veh: 0.5,
+            },
             phase_lanes: None,
         }
     }
@@ -439,12 +490,7 @@ pub struct CyclicGapController {
 
 impl CyclicGapController {
     pub fn new(ix: Arc<Intersection>, params: CyclicGapParams) -> CoreResult<Self> {
-        check_nonneg(&ix, "max_green_through_s", params.max_green_through_s)?;
-        check_nonneg(&ix, "max_green_left_s", params.max_green_left_s)?;
-        check_nonneg(&ix, "horizon_s", params.horizon_s)?;
-        check_nonneg(&ix, "efficiency", params.efficiency)?;
-        check_nonneg(&ix, "lane_sat_vps", params.lane_sat_vps)?;
-        check_nonneg(&ix, "min_call_veh", params.min_call_veh)?;
+        params.discharge.validate(&ix)?;
         let np = ix.n_phases();
         let lanes = match &params.phase_lanes {
             Some(l) => {
@@ -497,11 +543,7 @@ impl CyclicGapController {
 
     /// Maximum green the controller allows phase `p` (the machine's own maximum still applies).
     pub fn max_green(&self, p: usize) -> f64 {
-        if self.left_only[p] {
-            self.params.max_green_left_s
-        } else {
-            self.params.max_green_through_s
-        }
+        self.params.discharge.max_green(self.left_only[p])
     }
 
     /// Decide. Without `expected` in `d` the vehicles in range (queue + approaching) stand in
@@ -509,7 +551,7 @@ impl CyclicGapController {
     /// [`SignalController`] require it.
     pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
         let ix = &*self.ix;
-        let pr = &self.params;
+        let pr = &self.params.discharge;
         for (p, ph) in ix.phases.iter().enumerate() {
             let s: f64 = ph
                 .movements
@@ -517,7 +559,7 @@ impl CyclicGapController {
                 .map(|&m| d.queue[m] + d.approaching[m])
                 .sum();
             self.demand[p] = s;
-            self.calls[p] = s > 0.0 && s >= pr.min_call_veh;
+            self.calls[p] = pr.called(s);
         }
         if st.interval != Interval::Green || st.elapsed_s < ix.phases[st.phase].min_green {
             return None;
@@ -541,8 +583,7 @@ impl CyclicGapController {
                 None => d.queue[m] + d.approaching[m],
             })
             .sum();
-        let threshold = pr.efficiency * pr.lane_sat_vps * self.lanes[cur] * pr.horizon_s;
-        if st.elapsed_s >= self.max_green(cur) || served < threshold {
+        if st.elapsed_s >= self.max_green(cur) || served < pr.gap_out_threshold(self.lanes[cur]) {
             return Some(next);
         }
         None
@@ -574,20 +615,8 @@ fn require_expected(d: &DetectorState) -> CoreResult<()> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DualRingParams {
-    /// Maximum green of a through (+ right) movement group, summed over the phases it
-    /// stays green through (s).
-    pub max_green_through_s: f64,
-    /// Maximum green of a left-turn movement group (s).
-    pub max_green_left_s: f64,
-    /// Horizon h (s) of the detector's `expected` count.
-    pub horizon_s: f64,
-    /// A ring's movement group gaps out when its expected(h) < efficiency × lane_sat_vps ×
-    /// lanes × h.
-    pub efficiency: f64,
-    /// Saturation flow per lane (veh/s).
-    pub lane_sat_vps: f64,
-    /// A movement group is called by at least this many vehicles (queue + approaching).
-    pub min_call_veh: f64,
+    /// Maximum greens, gap-out and call thresholds of each ring's movement groups.
+    pub discharge: DischargeParams,
     /// When a barrier group starts, a ring leads with its left turn (instead of its
     /// through) if the left has at least this many vehicles in range (∞ = lefts always lag).
     pub lead_left_veh: f64,
@@ -616,12 +645,14 @@ pub struct DualRingParams {
 impl Default for DualRingParams {
     fn default() -> Self {
         DualRingParams {
-            max_green_through_s: 60.0,
-            max_green_left_s: 30.0,
-            horizon_s: 6.0,
-            efficiency: 0.35,
-            lane_sat_vps: 0.5,
-            min_call_veh: 0.5,
+            discharge: DischargeParams {
+                max_green_through_s: 60.0,
+                max_green_left_s: 30.0,
+                horizon_s: 6.0,
+                efficiency: 0.35,
+                lane_sat_vps: 0.5,
+                min_call_veh: 0.5,
+            },
             lead_left_veh: f64::INFINITY,
             early_left_veh: f64::INFINITY,
             count_right_lanes: false,
@@ -675,12 +706,7 @@ fn group_index(g: usize, ring: usize, slot: usize) -> usize {
 
 impl DualRingController {
     pub fn new(ix: Arc<Intersection>, params: DualRingParams) -> CoreResult<Self> {
-        check_nonneg(&ix, "max_green_through_s", params.max_green_through_s)?;
-        check_nonneg(&ix, "max_green_left_s", params.max_green_left_s)?;
-        check_nonneg(&ix, "horizon_s", params.horizon_s)?;
-        check_nonneg(&ix, "efficiency", params.efficiency)?;
-        check_nonneg(&ix, "lane_sat_vps", params.lane_sat_vps)?;
-        check_nonneg(&ix, "min_call_veh", params.min_call_veh)?;
+        params.discharge.validate(&ix)?;
         for (what, v) in [
             ("lead_left_veh", params.lead_left_veh),
             ("early_left_veh", params.early_left_veh),
@@ -805,20 +831,15 @@ impl DualRingController {
     }
 
     fn max_green(&self, gi: usize) -> f64 {
-        if gi.is_multiple_of(2) {
-            self.params.max_green_left_s
-        } else {
-            self.params.max_green_through_s
-        }
+        self.params.discharge.max_green(gi.is_multiple_of(2))
     }
 
     fn done(&self, gi: usize, now: f64, phase_maxed: bool) -> bool {
-        let pr = &self.params;
+        let pr = &self.params.discharge;
         let gt = self.green_since[gi].map(|t0| now - t0).unwrap_or(0.0);
         phase_maxed
             || gt >= self.max_green(gi)
-            || self.expected[gi]
-                < pr.efficiency * pr.lane_sat_vps * self.group_lanes[gi] * pr.horizon_s
+            || self.expected[gi] < pr.gap_out_threshold(self.group_lanes[gi])
     }
 
     /// The slot ring `ring` of group `g` should show next (None = the ring is done).
@@ -869,7 +890,7 @@ impl DualRingController {
             }
             self.demand[gi] = dem;
             self.expected[gi] = exp;
-            self.group_called[gi] = dem > 0.0 && dem >= pr.min_call_veh;
+            self.group_called[gi] = pr.discharge.called(dem);
         }
         for (p, &(g, s0, s1)) in self.slots.iter().enumerate() {
             self.calls[p] = self.group_called[group_index(g, 0, s0)]
@@ -1412,5 +1433,52 @@ mod tests {
             ..d
         };
         assert!(c.decide_checked(&green(0, 15.0), &d4).is_err());
+    }
+
+    #[test]
+    fn both_discharge_controllers_reject_each_bad_discharge_parameter() {
+        let four = FourArmOptions::default();
+        let ix = Arc::new(Intersection::standard_four_arm("t", &four).unwrap());
+        let dual = FourArmOptions {
+            dual_ring: true,
+            ..four
+        };
+        let ix_dr = Arc::new(Intersection::standard_four_arm("d", &dual).unwrap());
+        let names = [
+            "max_green_through_s",
+            "max_green_left_s",
+            "horizon_s",
+            "efficiency",
+            "lane_sat_vps",
+            "min_call_veh",
+        ];
+        for (k, name) in names.iter().enumerate() {
+            let bad = |mut p: DischargeParams| {
+                let f = [
+                    &mut p.max_green_through_s,
+                    &mut p.max_green_left_s,
+                    &mut p.horizon_s,
+                    &mut p.efficiency,
+                    &mut p.lane_sat_vps,
+                    &mut p.min_call_veh,
+                ];
+                *f.into_iter().nth(k).unwrap() = -1.0;
+                p
+            };
+            let cg = CyclicGapParams {
+                discharge: bad(CyclicGapParams::default().discharge),
+                ..Default::default()
+            };
+            let e = CyclicGapController::new(ix.clone(), cg).unwrap_err();
+            assert!(e.to_string().contains(&format!("parameter {name} ")), "{e}");
+            let dr = DualRingParams {
+                discharge: bad(DualRingParams::default().discharge),
+                ..Default::default()
+            };
+            let e = DualRingController::new(ix_dr.clone(), dr).unwrap_err();
+            assert!(e.to_string().contains(&format!("parameter {name} ")), "{e}");
+        }
+        assert!(CyclicGapController::new(ix, CyclicGapParams::default()).is_ok());
+        assert!(DualRingController::new(ix_dr, DualRingParams::default()).is_ok());
     }
 }

@@ -26,9 +26,10 @@ pub mod model;
 pub mod plan;
 
 pub use control::{
-    CyclicGapController, CyclicGapParams, Decision, DetectorState, DualRingController,
-    DualRingParams, FixedTimeController, MaxPressureController, MaxPressureParams,
-    PressureActuatedController, PressureActuatedParams, SignalController, Strategy,
+    CyclicGapController, CyclicGapParams, Decision, DetectorState, DischargeParams,
+    DualRingController, DualRingParams, FixedTimeController, MaxPressureController,
+    MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
+    Strategy,
 };
 pub use greenwave::{GreenWaveCorridor, GreenWaveResult};
 pub use machine::{Interval, LightState, SignalMachine, Status};
