@@ -381,7 +381,6 @@ class DualRingController:
         lead_left_veh: float = ...,
         early_left_veh: float = ...,
         count_right_lanes: bool = False,
-        reservice_veh: float = ...,
     ) -> None: ...
     def decide(
         self,

@@ -741,10 +741,7 @@ class DualRingController(_DischargeDecider):
     a left has ≥ `lead_left_veh` vehicles in range when its group starts. A ring whose
     through is done moves to its lagging left while the other ring still runs only if
     that left has ≥ `early_left_veh` vehicles; otherwise it keeps the through green (the
-    barrier is held anyway) and both rings move together. Conditional re-service: a
-    ring that has served both its groups and rests on its left while the other ring still
-    runs goes back to its through, once per barrier visit, if the through has ≥
-    `reservice_veh` vehicles (∞ = never).
+    barrier is held anyway) and both rings move together.
     `count_right_lanes=False` when right turns share the outer through lane.
     `Decision.pressures` holds the 8 movement groups' demand (`groups` names them).
     The safety machine enforces minimum green, clearances and its own maximum green."""
@@ -761,7 +758,6 @@ class DualRingController(_DischargeDecider):
         lead_left_veh: float = float("inf"),
         early_left_veh: float = float("inf"),
         count_right_lanes: bool = False,
-        reservice_veh: float = float("inf"),
     ):
         self.ix = ix
         self.core = _core.DualRingController(
@@ -775,7 +771,6 @@ class DualRingController(_DischargeDecider):
             lead_left_veh,
             early_left_veh,
             count_right_lanes,
-            reservice_veh,
         )
 
     @property

@@ -97,30 +97,6 @@ def test_done_ring_keeps_its_through_unless_its_left_queue_is_long(ix):
     assert d.target_name == "NS_L"
 
 
-def test_conditional_reservice_reopens_a_loaded_through_once_per_visit(ix):
-    def visit(ctl: DualRingController):
-        # S_T gaps out while N_T discharges: ring 0 moves early to N_L (phase N_TL)
-        s_done = DetectorState.from_mappings(
-            ix, queue={"N_T": 6, "N_L": 3, "E_T": 3}, expected={"N_T": 4, "N_L": 2}
-        )
-        assert ctl.decide(s_done, "NS_T", 20.0, now=20.0).target_name == "N_TL"
-        # N_L is empty now; N_T still discharges and 4 vehicles queue on S_T again
-        l_done = DetectorState.from_mappings(
-            ix, queue={"N_T": 6, "S_T": 4, "E_T": 3}, expected={"N_T": 4, "S_T": 1}
-        )
-        return ctl.decide(l_done, "N_TL", 10.0, now=34.0)
-
-    assert visit(DualRingController(ix, early_left_veh=0.0)).target is None  # rests on N_L
-    assert visit(DualRingController(ix, early_left_veh=0.0, reservice_veh=5.0)).target is None
-    ctl = DualRingController(ix, early_left_veh=0.0, reservice_veh=3.0)
-    assert visit(ctl).target_name == "NS_T"  # ring 0 goes back to its loaded through
-    # once per barrier visit: S_T gaps out again with N_L called, the ring stays on S_T
-    again = DetectorState.from_mappings(
-        ix, queue={"N_T": 6, "N_L": 3, "E_T": 3}, expected={"N_T": 4, "N_L": 2}
-    )
-    assert ctl.decide(again, "NS_T", 8.0, now=48.0).target is None
-
-
 def test_decide_and_bad_input(ix):
     ctl = DualRingController(ix)
     d = ctl.decide(
@@ -142,7 +118,6 @@ def test_decide_and_bad_input(ix):
         {"max_green_left_s": math.nan},
         {"horizon_s": math.inf},
         {"lead_left_veh": math.nan},
-        {"reservice_veh": -1.0},
         {"lead_left_veh": -1.0},
         {"early_left_veh": math.nan},
     ):

@@ -565,11 +565,9 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
         prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
         any::<bool>(),
         prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
-        prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
     )
         .prop_map(
-            |(mt, ml, h, eff, call, lead, right, early, again)| DualRingParams {
-                reservice_veh: again,
+            |(mt, ml, h, eff, call, lead, right, early)| DualRingParams {
                 discharge: DischargeParams {
                     max_green_through_s: mt,
                     max_green_left_s: ml,

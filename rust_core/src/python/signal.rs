@@ -839,7 +839,7 @@ pub struct PyDualRing {
 #[pymethods]
 impl PyDualRing {
     #[new]
-    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.35, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=f64::INFINITY, count_right_lanes=false, reservice_veh=f64::INFINITY))]
+    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.35, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=f64::INFINITY, count_right_lanes=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         ix: &PyIntersection,
@@ -852,10 +852,8 @@ impl PyDualRing {
         lead_left_veh: f64,
         early_left_veh: f64,
         count_right_lanes: bool,
-        reservice_veh: f64,
     ) -> PyResult<Self> {
         let p = DualRingParams {
-            reservice_veh,
             discharge: DischargeParams {
                 max_green_through_s,
                 max_green_left_s,

@@ -627,10 +627,6 @@ pub struct DualRingParams {
     /// Count the right-turn lanes in a through group's discharge threshold (false when
     /// right turns share the outer through lane).
     pub count_right_lanes: bool,
-    /// Conditional re-service (NEMA): a ring that has served both its groups and rests on
-    /// its (lagging) left while the other ring still runs re-opens its through once per
-    /// barrier visit if the through has at least this many vehicles (∞ = never).
-    pub reservice_veh: f64,
 }
 
 /// Defaults: one configuration for every scenario. Chosen in SUMO (engine.sim, 3600 s,
@@ -656,7 +652,6 @@ impl Default for DualRingParams {
             lead_left_veh: f64::INFINITY,
             early_left_veh: f64::INFINITY,
             count_right_lanes: false,
-            reservice_veh: f64::INFINITY,
         }
     }
 }
@@ -694,8 +689,6 @@ pub struct DualRingController {
     slots: Vec<(usize, usize, usize)>,
     green_since: [Option<f64>; N_GROUPS],
     served: [bool; N_GROUPS],
-    /// per ring: its through was re-opened in this barrier visit
-    reserviced: [bool; 2],
     visit: Option<usize>,
     group_called: [bool; N_GROUPS],
 }
@@ -710,7 +703,6 @@ impl DualRingController {
         for (what, v) in [
             ("lead_left_veh", params.lead_left_veh),
             ("early_left_veh", params.early_left_veh),
-            ("reservice_veh", params.reservice_veh),
         ] {
             if v.is_nan() || v < 0.0 {
                 return Err(CoreError::Signal(format!(
@@ -814,7 +806,6 @@ impl DualRingController {
             slots,
             green_since: [None; N_GROUPS],
             served: [false; N_GROUPS],
-            reserviced: [false; 2],
             visit: None,
             group_called: [false; N_GROUPS],
         })
@@ -906,7 +897,6 @@ impl DualRingController {
                         self.served[group_index(g, r, s)] = false;
                     }
                 }
-                self.reserviced = [false; 2];
                 self.visit = Some(g);
             }
             let on = [group_index(g, 0, s0), group_index(g, 1, s1)];
@@ -948,32 +938,6 @@ impl DualRingController {
         }
         if early(s1, r1, group_index(g, 1, 0), busy0) {
             r1 = Some(s1);
-        }
-        // Conditional re-service: a ring done with both groups, resting on its left while
-        // the other ring still discharges, goes back to its through once if it is loaded.
-        if !maxed {
-            let rings = [(s0, r0, busy1), (s1, r1, busy0)];
-            let mut again = [false; 2];
-            for (ring, &(slot, next, other_busy)) in rings.iter().enumerate() {
-                let thru = group_index(g, ring, 1);
-                again[ring] = slot == 0
-                    && next.is_none()
-                    && other_busy
-                    && !self.reserviced[ring]
-                    && self.group_called[thru]
-                    && self.demand[thru] >= pr.reservice_veh;
-            }
-            for (ring, &go) in again.iter().enumerate() {
-                if go {
-                    self.reserviced[ring] = true;
-                    self.served[group_index(g, ring, 1)] = false;
-                    if ring == 0 {
-                        r0 = Some(1);
-                    } else {
-                        r1 = Some(1);
-                    }
-                }
-            }
         }
         if r0.is_none() && r1.is_none() {
             let og = 1 - g;
