@@ -27,6 +27,7 @@ from engine.pipeline import Pipeline, Stage
 from engine.plates import PlateReader, PlateReading, PlateStage
 from engine.records import Alert, FrameResult, LineCrossing, Observation, ZoneOccupancy
 from engine.signal import (
+    CoordActuatedController,
     CyclicGapController,
     DualRingController,
     GreenWave,
@@ -77,6 +78,7 @@ __all__ = [
     "TrackerConfig",
     "UnknownCameraError",
     "ZoneOccupancy",
+    "CoordActuatedController",
     "CyclicGapController",
     "DualRingController",
     "GreenWave",

@@ -345,18 +345,9 @@ class PressureActuatedController:
         now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
 
-class CyclicGapController:
-    def __init__(
-        self,
-        ix: Intersection,
-        max_green_through_s: float = 60.0,
-        max_green_left_s: float = 30.0,
-        horizon_s: float = 6.0,
-        efficiency: float = 0.2,
-        lane_sat_vps: float = 0.5,
-        min_call_veh: float = 0.5,
-        phase_lanes: list[float] | None = None,
-    ) -> None: ...
+class _DischargeController:
+    # typing only: the decide() the discharge controllers share (discharge_pymethods! in
+    # rust_core/src/python/signal.rs); not a runtime base class
     def decide(
         self,
         phase: int,
@@ -368,7 +359,43 @@ class CyclicGapController:
         now: float = 0.0,
     ) -> tuple[int | None, np.ndarray, list[bool]]: ...
 
-class DualRingController:
+class CyclicGapController(_DischargeController):
+    def __init__(
+        self,
+        ix: Intersection,
+        max_green_through_s: float = 60.0,
+        max_green_left_s: float = 30.0,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        phase_lanes: list[float] | None = None,
+    ) -> None: ...
+
+class CoordActuatedController(_DischargeController):
+    def __init__(
+        self,
+        ix: Intersection,
+        greens: list[float],
+        offset: float = 0.0,
+        order: list[int] | None = None,
+        cycle: float | None = None,
+        coord_hold: float = 0.75,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        phase_lanes: list[float] | None = None,
+        start_tolerance_s: float = 1.0,
+    ) -> None: ...
+    cycle: float
+    greens: list[float]
+    starts: list[float]
+    force_offs: list[float]
+    order: list[int]
+    offset: float
+
+class DualRingController(_DischargeController):
     def __init__(
         self,
         ix: Intersection,
@@ -382,16 +409,6 @@ class DualRingController:
         early_left_veh: float = ...,
         count_right_lanes: bool = False,
     ) -> None: ...
-    def decide(
-        self,
-        phase: int,
-        elapsed: float,
-        queue: np.ndarray,
-        approaching: np.ndarray,
-        expected: np.ndarray,
-        interval: str = "green",
-        now: float = 0.0,
-    ) -> tuple[int | None, np.ndarray, list[bool]]: ...
     @property
     def groups(self) -> list[list[str]]: ...
 

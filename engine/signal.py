@@ -68,6 +68,7 @@ from engine.errors import ConfigError, InputError, SignalConstraintError
 __all__ = [
     "AdaptiveController",
     "AdaptivePlanner",
+    "CoordActuatedController",
     "CorridorConfig",
     "CriticalLanePlan",
     "CyclicGapController",
@@ -779,6 +780,104 @@ class DualRingController(_DischargeDecider):
         return self.core.groups
 
 
+class CoordActuatedController(_DischargeDecider):
+    """Coordinated-actuated control on a common cycle (arterials). The cycle is laid out
+    along `order` (phase names or indices, a permutation of the phases; default the
+    intersection's order): the coordinated phase `order[0]` from position 0, which is
+    `offset` s on the clock (mod cycle), then every other phase after the clearance of
+    that phase change (the intersection's own yellow + all-red, none when no movement
+    loses green) with its planned green from `greens` (one per phase, indexed by phase, or
+    a mapping phase name → green), ending at its force-off point. With `cycle` given, the
+    greens' parts above the minimum greens are scaled so that greens + clearances fill
+    exactly that cycle (a plan made for other clearance times keeps its common cycle);
+    else cycle = Σ greens + clearances (`cycle`, `greens`, `starts`, `force_offs` report
+    the result).
+
+    The coordinated green is held for `coord_hold` of its planned length (the band), then
+    while the vehicles expected at the stop line within `horizon_s` stay ≥ `efficiency` ×
+    `lane_sat_vps` × lanes × `horizon_s`, until its planned end; then it hands over to the
+    next phase of the order that is called (≥ `min_call_veh` vehicles), not yet served in
+    this cycle and able to show its minimum green before its force-off (starting up to
+    `start_tolerance_s` late, so overrunning it by as much); with none it rests in green.
+    Other phases end when their discharge becomes inefficient or at their force-off,
+    moving on the same way, so unused time returns early to the coordinated phase while
+    its start stays on the offset (a non-coordinated green still running when the
+    coordinated window begins returns to it at once). Needs `DetectorState.expected`
+    counted with `horizon_s`; `phase_lanes` as in `CyclicGapController`.
+    `Decision.pressures` holds each phase's demand. The safety machine enforces minimum
+    greens, clearances and its own maximum green (the band is only guaranteed when the
+    coordinated phase's maximum green covers a cycle plus its planned green). The port of
+    `engine.sim.controllers.CoordinatedActuated`, with the real clearances instead of a
+    constant 5 s."""
+
+    def __init__(
+        self,
+        ix: Intersection,
+        greens: Sequence[float] | Mapping[str, float],
+        offset: float = 0.0,
+        order: Sequence[int | str] | None = None,
+        cycle: float | None = None,
+        coord_hold: float = 0.75,
+        horizon_s: float = 6.0,
+        efficiency: float = 0.2,
+        lane_sat_vps: float = 0.5,
+        min_call_veh: float = 0.5,
+        phase_lanes: Sequence[float] | None = None,
+        start_tolerance_s: float = 1.0,
+    ):
+        self.ix = ix
+        if isinstance(greens, Mapping):
+            g = [0.0] * len(ix.phase_names)
+            for name, v in greens.items():
+                g[ix.phase_index(name)] = float(v)
+        else:
+            g = [float(x) for x in greens]
+        idx = None if order is None else [ix.phase_index(p) for p in order]
+        if idx is not None and any(i < 0 for i in idx):
+            raise SignalConstraintError(
+                f"intersection '{ix.id}': coordinated-actuated order {list(order or [])} "
+                f"must be a permutation of the {len(ix.phase_names)} phases"
+            )
+        self.core = _core.CoordActuatedController(
+            ix.core,
+            g,
+            float(offset),
+            idx,
+            None if cycle is None else float(cycle),
+            coord_hold,
+            horizon_s,
+            efficiency,
+            lane_sat_vps,
+            min_call_veh,
+            None if phase_lanes is None else [float(x) for x in phase_lanes],
+            start_tolerance_s,
+        )
+
+    @property
+    def cycle(self) -> float:
+        return self.core.cycle
+
+    @property
+    def greens(self) -> list[float]:
+        return self.core.greens
+
+    @property
+    def starts(self) -> list[float]:
+        return self.core.starts
+
+    @property
+    def force_offs(self) -> list[float]:
+        return self.core.force_offs
+
+    @property
+    def order(self) -> list[int]:
+        return self.core.order
+
+    @property
+    def offset(self) -> float:
+        return self.core.offset
+
+
 class FixedTimeController:
     """Follows fixed greens (a Plan or a list) locked to the clock with an `offset` (s) —
     the green of the first phase of the order starts at `offset` mod cycle."""
@@ -845,6 +944,7 @@ class SignalController:
         | PressureActuatedController
         | CyclicGapController
         | DualRingController
+        | CoordActuatedController
         | FixedTimeController
         | AdaptiveController
         | None = None,

@@ -4,7 +4,11 @@ SUMO link states itself. Measurements per movement come from the same camera or 
 loops as our other controllers.
 
 engine.signal refuses a 3 s yellow at 50 km/h (ITE kinematic minimum 3.28 s), so its
-controllers run with yellow 3.4 s (a whole number of 0.2 s steps) and all-red 2 s."""
+controllers run with yellow 3.4 s (a whole number of 0.2 s steps) and all-red 2 s.
+
+Kinds: cyclic-gap, dual-ring, pressure-actuated, max-pressure, adaptive, webster and
+coord-actuated (params: `greens` per stage, `offsets` {tls: s} or `offset`, `order`,
+`cycle`, `coord_hold`, … — see `coord_plan`)."""
 
 from __future__ import annotations
 
@@ -70,12 +74,14 @@ class SignalDriver:
         self.ix = ix
         ctl_params = {k: v for k, v in params.items() if k != "intersection"}
         self.horizon_s = float(ctl_params.get("horizon_s", 6.0))
-        if kind == "cyclic-gap":
+        if kind in ("cyclic-gap", "coord-actuated") and "phase_lanes" not in ctl_params:
             # lanes per phase as SUMO builds them (right turns share the outer through lane)
-            if "phase_lanes" not in ctl_params:
-                by_stage = dict(zip(j.stage_names, stage_lanes(j), strict=True))
-                ctl_params["phase_lanes"] = [len(by_stage[p]) for p in ix.phase_names]
+            by_stage = dict(zip(j.stage_names, stage_lanes(j), strict=True))
+            ctl_params["phase_lanes"] = [len(by_stage[p]) for p in ix.phase_names]
+        if kind == "cyclic-gap":
             ctl = S.CyclicGapController(ix, **ctl_params)
+        elif kind == "coord-actuated":
+            ctl = S.CoordActuatedController(ix, **coord_plan(j, ctl_params))
         elif kind == "dual-ring":
             # SUMO's right turns share the outer through lane: not counted as extra lanes
             ctl = S.DualRingController(ix, **ctl_params)
@@ -131,6 +137,33 @@ class SignalDriver:
         if st.sumo_state != self._state:
             tc.trafficlight.setRedYellowGreenState(self.j.tls, st.sumo_state)
             self._state = st.sumo_state
+
+
+def coord_plan(j: Junction, params: dict[str, Any]) -> dict[str, Any]:
+    """`CoordActuatedController` arguments from the plan of the Python
+    `CoordinatedActuated` (`engine.sim.evaluate`): `greens` per stage of `j.stage_names`,
+    `offsets` per tls (or one `offset`), `order` as stage indices or names (default the
+    intersection's order). That plan's cycle is Σ greens + 5 s per stage (SUMO's yellow 3 s
+    + all-red 2 s); engine.signal clears with yellow 3.4 s + all-red 2 s, so the plan keeps
+    its common cycle (`cycle`, default the plan's) and the extra clearance comes out of
+    the greens above their minimum."""
+    from engine.sim.controllers import LOST_PER_STAGE_S
+
+    p = dict(params)
+    greens = [float(g) for g in p.pop("greens")]
+    offsets = p.pop("offsets", {})
+    offset = float(offsets.get(j.tls, p.pop("offset", 0.0)))
+    p.pop("offset", None)
+    order = p.pop("order", None)
+    p.setdefault("cycle", sum(greens) + LOST_PER_STAGE_S * len(greens))
+    return {
+        "greens": dict(zip(j.stage_names, greens, strict=True)),
+        "offset": offset,
+        "order": None
+        if order is None
+        else [j.stage_names[k] if isinstance(k, int) else k for k in order],
+        **p,
+    }
 
 
 def factory(kind: str, design: dict[str, tuple[float, float, float]], params: dict[str, Any]):

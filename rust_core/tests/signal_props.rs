@@ -1,4 +1,4 @@
-//! Property tests of the signal module's safety guarantees: 117,500 random intersections,
+//! Property tests of the signal module's safety guarantees: 131,500 random intersections,
 //! request/detector sequences, demands and corridors (case counts set in code below).
 //!
 //! Whatever a controller (or a random request stream) asks, the indications must never
@@ -9,16 +9,17 @@
 
 use std::sync::Arc;
 
-use citystream_core::signal::control::{AdaptiveFollower, DetectorState};
+use citystream_core::signal::control::{clearance_s, AdaptiveFollower, DetectorState};
 use citystream_core::signal::machine::{Interval, LightState, SignalMachine};
 use citystream_core::signal::model::{
     ClearanceParams, FourArmOptions, Intersection, IntersectionSpec, Movement, PhaseSpec, Turn,
 };
 use citystream_core::signal::plan::{self, AdaptiveParams, AdaptivePlanner};
 use citystream_core::signal::{
-    CyclicGapController, CyclicGapParams, DischargeParams, DualRingController, DualRingParams,
-    FixedTimeController, GreenWaveCorridor, MaxPressureController, MaxPressureParams,
-    PressureActuatedController, PressureActuatedParams, SignalController, Strategy as Ctl,
+    CoordActuatedController, CoordActuatedParams, CyclicGapController, CyclicGapParams,
+    DischargeParams, DualRingController, DualRingParams, FixedTimeController, GreenWaveCorridor,
+    MaxPressureController, MaxPressureParams, PressureActuatedController, PressureActuatedParams,
+    SignalController, Strategy as Ctl,
 };
 use proptest::prelude::*;
 
@@ -473,6 +474,25 @@ fn preempt_at_step(sc: &mut SignalController, i: usize, preempt_at: Option<(usiz
     }
 }
 
+/// Step `i` of a discharge controller (queue, approaching, expected from the step's
+/// bytes; `dt` in ms) with the preemption schedule, checked; whether a preemption was
+/// active when it decided.
+fn discharge_step(
+    sc: &mut SignalController,
+    chk: &mut Checker,
+    i: usize,
+    (d, dt): &(Vec<u8>, u64),
+    preempt_at: Option<(usize, usize, u8)>,
+) -> Result<bool, TestCaseError> {
+    preempt_at_step(sc, i, preempt_at);
+    let det = StepDetectors::new(d, sc.intersection().n_movements());
+    let pre = sc.machine.preempting().is_some();
+    sc.step(*dt as f64 / 1000.0, Some(&det.discharge()), None)
+        .unwrap();
+    chk.observe(&sc.machine, pre)?;
+    Ok(pre)
+}
+
 fn detector_seq(n_steps: usize) -> impl Strategy<Value = Vec<(Vec<u8>, u64)>> {
     proptest::collection::vec(
         (
@@ -608,12 +628,8 @@ proptest! {
             .collect();
         let mut green_since: Vec<Option<u64>> = sc.machine.lights().iter().map(|l| (*l == LightState::Green).then_some(0)).collect();
         let mut preempted_since_green = vec![false; n];
-        for (i, (d, dt)) in seq.iter().enumerate() {
-            preempt_at_step(&mut sc, i, preempt_at);
-            let det = StepDetectors::new(d, n);
-            let pre = sc.machine.preempting().is_some();
-            sc.step(*dt as f64 / 1000.0, Some(&det.discharge()), None).unwrap();
-            chk.observe(&sc.machine, pre)?;
+        for (i, step) in seq.iter().enumerate() {
+            let pre = discharge_step(&mut sc, &mut chk, i, step, preempt_at)?;
             let now = (sc.machine.now_s() * 1000.0).round() as u64;
             for (m, l) in sc.machine.lights().iter().enumerate() {
                 preempted_since_green[m] |= pre;
@@ -666,6 +682,140 @@ proptest! {
                 prop_assert!(*g, "movement {} never got green in {} s", mv.id, horizon);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Coordinated-actuated: random plans (greens, order, offset, band, common cycle).
+
+/// Sampled plan values: green fractions between each phase's minimum and maximum, order
+/// keys, offset, band, shrink of the greens above their minimum by a common cycle (None =
+/// no cycle given), start tolerance.
+type CoordDraw = (Vec<f64>, Vec<u32>, f64, f64, Option<f64>, f64);
+
+fn coord_draw() -> impl Strategy<Value = CoordDraw> {
+    (
+        proptest::collection::vec(0.0f64..1.0, 16),
+        proptest::collection::vec(any::<u32>(), 16),
+        0.0f64..300.0,
+        0.0f64..=1.0,
+        proptest::option::of(0.0f64..=1.0),
+        0.0f64..2.0,
+    )
+}
+
+/// A valid plan for `ix` from `draw` (greens within [min, max], a permutation order).
+fn coord_params(ix: &Intersection, draw: &CoordDraw) -> CoordActuatedParams {
+    let (frac, keys, offset, hold, shrink, tol) = draw;
+    let np = ix.n_phases();
+    let greens: Vec<f64> = (0..np)
+        .map(|p| {
+            let ph = &ix.phases[p];
+            ph.min_green + frac[p % 16] * (ph.max_green - ph.min_green).min(60.0)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..np).collect();
+    order.sort_by_key(|&p| (keys[p % 16], p));
+    let clear: f64 = (0..np)
+        .map(|i| clearance_s(ix, order[i], order[(i + 1) % np]))
+        .sum();
+    let above: f64 = (0..np).map(|p| greens[p] - ix.phases[p].min_green).sum();
+    let cycle_s = shrink.map(|f| greens.iter().sum::<f64>() + clear - f * above);
+    CoordActuatedParams {
+        order: Some(order),
+        coord_hold: *hold,
+        cycle_s,
+        start_tolerance_s: *tol,
+        ..CoordActuatedParams::new(greens, *offset)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12_000, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    /// Random plans and detector states: never conflicting greens, never a cut clearance
+    /// or minimum green, with or without a preemption.
+    #[test]
+    fn coord_actuated_never_unsafe(
+        ix in any_intersection(),
+        draw in coord_draw(),
+        seq in detector_seq(200),
+        preempt_at in proptest::option::of((0usize..200, 0usize..200, any::<u8>())),
+    ) {
+        let ix = Arc::new(ix);
+        let ctl = CoordActuatedController::new(ix.clone(), coord_params(&ix, &draw)).unwrap();
+        let mut sc = SignalController::new(ix.clone(), Ctl::CoordActuated(Box::new(ctl)), 0).unwrap();
+        let mut chk = Checker::new(&sc.machine);
+        for (i, step) in seq.iter().enumerate() {
+            discharge_step(&mut sc, &mut chk, i, step, preempt_at)?;
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, max_shrink_iters: 100, ..ProptestConfig::default() })]
+
+    /// Coordination: under full demand (every phase called, nothing gaps out) the
+    /// coordinated phase is green through its band in every cycle once started up — its
+    /// start late by at most 3 steps (force-off seen a step late, yellow and all-red
+    /// rounded up to whole steps) — and every phase is served. Needs ≥ 3 steps of slack
+    /// above every minimum green: with greens at their minimum, clearances that are not
+    /// whole steps make the real cycle longer than the plan, and phases get skipped.
+    #[test]
+    fn coord_actuated_keeps_the_band(
+        peds in any::<bool>(),
+        greens in (2.0f64..20.0, 0.0f64..3.0, 0.0f64..3.0),
+        c in clearance(),
+        draw in coord_draw(),
+        dt_ms in prop_oneof![Just(200u64), Just(500u64), Just(1000u64)],
+    ) {
+        let (min_green, ye, are) = greens;
+        let o = FourArmOptions {
+            max_green: 900.0,
+            ..four_arm_options(peds, (1, 2), (min_green, 0.0), Some(ye), Some(are), c)
+        };
+        let o = FourArmOptions { max_green: o.min_green.max(o.max_green).max(900.0), ..o };
+        let ix = Arc::new(Intersection::standard_four_arm("b", &o).unwrap());
+        let dt = dt_ms as f64 / 1000.0;
+        let mut params = coord_params(&ix, &draw);
+        params.cycle_s = None;
+        // 3 steps of slack, at most 40 s above the minimum
+        for (p, g) in params.greens.iter_mut().enumerate() {
+            let min = ix.phases[p].min_green;
+            *g = min + 3.0 * dt + 1e-3 + (*g - min).min(40.0);
+        }
+        let ctl = CoordActuatedController::new(ix.clone(), params.clone()).unwrap();
+        let (cycle, coord) = (ctl.cycle, ctl.coordinated());
+        let band = params.coord_hold * ctl.force_offs[coord];
+        let order = ctl.order().to_vec();
+        let mut sc = SignalController::new(ix.clone(), Ctl::CoordActuated(Box::new(ctl)), 0).unwrap();
+        let n = ix.n_movements();
+        let (q, a, e) = (vec![3.0; n], vec![1.0; n], vec![1000.0; n]);
+        let dt = dt_ms as f64 / 1000.0;
+        let late = 3.0 * dt + 1e-3;
+        let steps = ((6.0 * cycle + params.offset_s) / dt).ceil() as usize;
+        let mut served = vec![false; ix.n_phases()];
+        for _ in 0..steps {
+            sc.step(dt, Some(&discharge_state(&q, &a, &e)), None).unwrap();
+            let now = sc.machine.now_s();
+            let u = now - params.offset_s;
+            if u < 2.0 * cycle {
+                continue; // start-up
+            }
+            if sc.machine.interval() == Interval::Green {
+                served[sc.machine.phase()] = true;
+            }
+            let pos = u.rem_euclid(cycle);
+            if pos >= late && pos < band {
+                prop_assert!(
+                    sc.machine.interval() == Interval::Green && sc.machine.phase() == coord,
+                    "t {now}: position {pos:.2} of cycle {cycle:.2} is in the band (< {band:.2}) but phase {} shows {:?} (order {order:?})",
+                    sc.machine.phase(), sc.machine.interval()
+                );
+            }
+        }
+        prop_assert!(served.iter().all(|&s| s), "phases served {served:?} (order {order:?})");
     }
 }
 

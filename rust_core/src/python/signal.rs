@@ -16,10 +16,10 @@ use crate::signal::model::{
 };
 use crate::signal::plan::{self, AdaptiveParams, AdaptivePlanner, Plan};
 use crate::signal::{
-    CyclicGapController, CyclicGapParams, DetectorState, DischargeParams, DualRingController,
-    DualRingParams, FixedTimeController, GreenWaveCorridor, GreenWaveResult, MaxPressureController,
-    MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
-    Strategy,
+    CoordActuatedController, CoordActuatedParams, CyclicGapController, CyclicGapParams,
+    DetectorState, DischargeParams, DualRingController, DualRingParams, FixedTimeController,
+    GreenWaveCorridor, GreenWaveResult, MaxPressureController, MaxPressureParams,
+    PressureActuatedController, PressureActuatedParams, SignalController, Strategy,
 };
 
 fn sig(msg: impl Into<String>) -> PyErr {
@@ -766,6 +766,40 @@ impl PyPressureActuated {
     }
 }
 
+/// The `#[pymethods]` of a discharge controller class: the shared `decide` (queue,
+/// approaching and expected discharge per movement, see `discharge_decision`), documented
+/// by `$decide_doc`, and the class's own methods.
+macro_rules! discharge_pymethods {
+    ($ty:ident, $decide_doc:literal; $($methods:tt)*) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $decide_doc]
+            #[pyo3(signature = (phase, elapsed, queue, approaching, expected, interval="green", now=0.0))]
+            #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+            fn decide<'py>(
+                &mut self,
+                py: Python<'py>,
+                phase: usize,
+                elapsed: f64,
+                queue: PyReadonlyArray1<'py, f64>,
+                approaching: PyReadonlyArray1<'py, f64>,
+                expected: PyReadonlyArray1<'py, f64>,
+                interval: &str,
+                now: f64,
+            ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
+                let ix = self.inner.ix.clone();
+                let inner = &mut self.inner;
+                let arrays = [queue, approaching, expected];
+                let dec = discharge_decision(&ix, phase, elapsed, interval, now, arrays, |st, d| {
+                    inner.decide_checked(st, d)
+                })?;
+                Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
+            }
+            $($methods)*
+        }
+    };
+}
+
 /// The cyclic gap-out controller (cyclic order, skip uncalled phases, end a green when the
 /// vehicles expected at the stop line within h s fall below a share of saturation flow).
 #[pyclass(name = "CyclicGapController", module = "engine._core")]
@@ -774,8 +808,8 @@ pub struct PyCyclicGap {
     inner: CyclicGapController,
 }
 
-#[pymethods]
-impl PyCyclicGap {
+discharge_pymethods! {
+    PyCyclicGap, "Returns (target or None, demand per phase, calls per phase).";
     #[new]
     #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.2, lane_sat_vps=0.5, min_call_veh=0.5, phase_lanes=None))]
     #[allow(clippy::too_many_arguments)]
@@ -804,28 +838,6 @@ impl PyCyclicGap {
             inner: CyclicGapController::new(ix.inner.clone(), p)?,
         })
     }
-    /// Returns (target or None, demand per phase, calls per phase).
-    #[pyo3(signature = (phase, elapsed, queue, approaching, expected, interval="green", now=0.0))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn decide<'py>(
-        &mut self,
-        py: Python<'py>,
-        phase: usize,
-        elapsed: f64,
-        queue: PyReadonlyArray1<'py, f64>,
-        approaching: PyReadonlyArray1<'py, f64>,
-        expected: PyReadonlyArray1<'py, f64>,
-        interval: &str,
-        now: f64,
-    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
-        let ix = self.inner.ix.clone();
-        let inner = &mut self.inner;
-        let arrays = [queue, approaching, expected];
-        let dec = discharge_decision(&ix, phase, elapsed, interval, now, arrays, |st, d| {
-            inner.decide_checked(st, d)
-        })?;
-        Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
-    }
 }
 
 /// NEMA dual-ring controller (two rings per barrier group, each gapping out on its own
@@ -836,8 +848,9 @@ pub struct PyDualRing {
     inner: DualRingController,
 }
 
-#[pymethods]
-impl PyDualRing {
+discharge_pymethods! {
+    PyDualRing, "Returns (target or None, demand per movement group, calls per phase). \
+    Movement groups: g·4 + ring·2 + slot (g 0 = N/S, 1 = E/W; slot 0 left, 1 through + right).";
     #[new]
     #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.35, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=f64::INFINITY, count_right_lanes=false))]
     #[allow(clippy::too_many_arguments)]
@@ -870,29 +883,6 @@ impl PyDualRing {
             inner: DualRingController::new(ix.inner.clone(), p)?,
         })
     }
-    /// Returns (target or None, demand per movement group, calls per phase). Movement
-    /// groups: g·4 + ring·2 + slot (g 0 = N/S, 1 = E/W; slot 0 left, 1 through + right).
-    #[pyo3(signature = (phase, elapsed, queue, approaching, expected, interval="green", now=0.0))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn decide<'py>(
-        &mut self,
-        py: Python<'py>,
-        phase: usize,
-        elapsed: f64,
-        queue: PyReadonlyArray1<'py, f64>,
-        approaching: PyReadonlyArray1<'py, f64>,
-        expected: PyReadonlyArray1<'py, f64>,
-        interval: &str,
-        now: f64,
-    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
-        let ix = self.inner.ix.clone();
-        let inner = &mut self.inner;
-        let arrays = [queue, approaching, expected];
-        let dec = discharge_decision(&ix, phase, elapsed, interval, now, arrays, |st, d| {
-            inner.decide_checked(st, d)
-        })?;
-        Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
-    }
     /// Movement ids of each of the 8 movement groups.
     #[getter]
     fn groups(&self) -> Vec<Vec<String>> {
@@ -905,6 +895,84 @@ impl PyDualRing {
                     .collect()
             })
             .collect()
+    }
+}
+
+/// Coordinated-actuated control on a common cycle (the coordinated phase `order[0]`
+/// anchored to its offset, a held band, the other phases skipped / gapping out / forced
+/// off at their planned end; see `engine.signal.CoordActuatedController`).
+#[pyclass(name = "CoordActuatedController", module = "engine._core")]
+#[derive(Clone)]
+pub struct PyCoordActuated {
+    inner: CoordActuatedController,
+}
+
+discharge_pymethods! {
+    PyCoordActuated, "Returns (target or None, demand per phase, calls per phase).";
+    #[new]
+    #[pyo3(signature = (ix, greens, offset=0.0, order=None, cycle=None, coord_hold=0.75, horizon_s=6.0, efficiency=0.2, lane_sat_vps=0.5, min_call_veh=0.5, phase_lanes=None, start_tolerance_s=1.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ix: &PyIntersection,
+        greens: Vec<f64>,
+        offset: f64,
+        order: Option<Vec<usize>>,
+        cycle: Option<f64>,
+        coord_hold: f64,
+        horizon_s: f64,
+        efficiency: f64,
+        lane_sat_vps: f64,
+        min_call_veh: f64,
+        phase_lanes: Option<Vec<f64>>,
+        start_tolerance_s: f64,
+    ) -> PyResult<Self> {
+        let base = CoordActuatedParams::new(greens, offset);
+        let p = CoordActuatedParams {
+            discharge: DischargeParams {
+                horizon_s,
+                efficiency,
+                lane_sat_vps,
+                min_call_veh,
+                ..base.discharge
+            },
+            phase_lanes,
+            cycle_s: cycle,
+            order,
+            coord_hold,
+            start_tolerance_s,
+            ..base
+        };
+        Ok(PyCoordActuated {
+            inner: CoordActuatedController::new(ix.inner.clone(), p)?,
+        })
+    }
+    /// Cycle length (s): planned greens + the clearances of the phase changes.
+    #[getter]
+    fn cycle(&self) -> f64 {
+        self.inner.cycle
+    }
+    /// Planned green per phase (s), after fitting the cycle.
+    #[getter]
+    fn greens(&self) -> Vec<f64> {
+        self.inner.greens.clone()
+    }
+    /// Position in the cycle where each phase's planned green starts (s).
+    #[getter]
+    fn starts(&self) -> Vec<f64> {
+        self.inner.starts.clone()
+    }
+    /// Position in the cycle where each phase is forced off (s).
+    #[getter]
+    fn force_offs(&self) -> Vec<f64> {
+        self.inner.force_offs.clone()
+    }
+    #[getter]
+    fn order(&self) -> Vec<usize> {
+        self.inner.order().to_vec()
+    }
+    #[getter]
+    fn offset(&self) -> f64 {
+        self.inner.params.offset_s
     }
 }
 
@@ -986,13 +1054,15 @@ impl PySignalController {
                     Strategy::CyclicGap(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyDualRing>() {
                     Strategy::DualRing(Box::new(c.borrow().inner.clone()))
+                } else if let Ok(c) = c.cast::<PyCoordActuated>() {
+                    Strategy::CoordActuated(Box::new(c.borrow().inner.clone()))
                 } else if let Ok(c) = c.cast::<PyFixedTime>() {
                     Strategy::Fixed(c.borrow().inner.clone())
                 } else if let Ok(c) = c.cast::<PyAdaptiveController>() {
                     Strategy::Adaptive(Box::new(c.borrow().inner.clone()))
                 } else {
                     return Err(CoreError::input(
-                        "controller must be a MaxPressureController, PressureActuatedController, CyclicGapController, DualRingController, FixedTimeController, AdaptiveController or None",
+                        "controller must be a MaxPressureController, PressureActuatedController, CyclicGapController, DualRingController, CoordActuatedController, FixedTimeController, AdaptiveController or None",
                     )
                     .into());
                 }
@@ -1012,6 +1082,7 @@ impl PySignalController {
             Strategy::PressureActuated(c) => check_ix(&c.ix)?,
             Strategy::CyclicGap(c) => check_ix(&c.ix)?,
             Strategy::DualRing(c) => check_ix(&c.ix)?,
+            Strategy::CoordActuated(c) => check_ix(&c.ix)?,
             Strategy::Fixed(c) => check_ix(&c.ix)?,
             Strategy::Adaptive(c) => check_ix(&c.planner.ix)?,
             Strategy::Manual => {}
@@ -1121,11 +1192,12 @@ impl PySignalController {
     fn switches(&self) -> u64 {
         self.inner.machine.switches
     }
-    /// Current plan greens (fixed / adaptive strategies), else None.
+    /// Current plan greens (fixed / adaptive / coordinated-actuated strategies), else None.
     #[getter]
     fn plan_greens(&self) -> Option<Vec<f64>> {
         match &self.inner.strategy {
             Strategy::Fixed(c) => Some(c.greens.clone()),
+            Strategy::CoordActuated(c) => Some(c.greens.clone()),
             Strategy::Adaptive(c) => Some(c.plan.greens.clone()),
             _ => None,
         }
@@ -1137,6 +1209,7 @@ impl PySignalController {
             Strategy::PressureActuated(c) => Some(c.pressures.clone()),
             Strategy::CyclicGap(c) => Some(c.demand.clone()),
             Strategy::DualRing(c) => Some(c.demand.clone()),
+            Strategy::CoordActuated(c) => Some(c.demand.clone()),
             _ => None,
         }
     }
@@ -1279,6 +1352,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMaxPressure>()?;
     m.add_class::<PyPressureActuated>()?;
     m.add_class::<PyCyclicGap>()?;
+    m.add_class::<PyCoordActuated>()?;
     m.add_class::<PyDualRing>()?;
     m.add_class::<PyFixedTime>()?;
     m.add_class::<PyAdaptiveController>()?;

@@ -23,6 +23,11 @@
 //!   ring gapping out its left and through groups on their own expected discharge, lefts
 //!   lagging (or leading when their queue is long), uncalled groups skipped, the barrier
 //!   crossed when both rings are done.
+//! * [`CoordActuatedController`]: coordinated-actuated on a common cycle — the coordinated
+//!   phase's green starts at its offset and holds a band, the other phases are skipped
+//!   when uncalled, gap out on their expected discharge and are forced off at their
+//!   planned end (laid out with the intersection's real clearances), so unused time
+//!   returns early to the coordinated phase.
 
 use std::sync::Arc;
 
@@ -492,33 +497,7 @@ impl CyclicGapController {
     pub fn new(ix: Arc<Intersection>, params: CyclicGapParams) -> CoreResult<Self> {
         params.discharge.validate(&ix)?;
         let np = ix.n_phases();
-        let lanes = match &params.phase_lanes {
-            Some(l) => {
-                if l.len() != np {
-                    return Err(CoreError::Signal(format!(
-                        "intersection '{}': phase_lanes has {} entries, expected {np} (one per phase)",
-                        ix.id,
-                        l.len()
-                    )));
-                }
-                for &x in l {
-                    check_nonneg(&ix, "phase_lanes", x)?;
-                }
-                l.clone()
-            }
-            None => ix
-                .phases
-                .iter()
-                .map(|ph| {
-                    ph.movements
-                        .iter()
-                        .filter(|&&m| !ix.movements[m].is_pedestrian())
-                        .map(|&m| ix.movements[m].lanes as f64)
-                        .sum::<f64>()
-                        .max(1.0)
-                })
-                .collect(),
-        };
+        let lanes = phase_lane_counts(&ix, params.phase_lanes.as_deref())?;
         let left_only = ix
             .phases
             .iter()
@@ -552,15 +531,7 @@ impl CyclicGapController {
     pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
         let ix = &*self.ix;
         let pr = &self.params.discharge;
-        for (p, ph) in ix.phases.iter().enumerate() {
-            let s: f64 = ph
-                .movements
-                .iter()
-                .map(|&m| d.queue[m] + d.approaching[m])
-                .sum();
-            self.demand[p] = s;
-            self.calls[p] = pr.called(s);
-        }
+        phase_calls(ix, pr, d, &mut self.demand, &mut self.calls);
         if st.interval != Interval::Green || st.elapsed_s < ix.phases[st.phase].min_green {
             return None;
         }
@@ -575,14 +546,7 @@ impl CyclicGapController {
         if next == cur || !self.calls[next] {
             return None; // nobody else waits: rest in green
         }
-        let served: f64 = ix.phases[cur]
-            .movements
-            .iter()
-            .map(|&m| match d.expected {
-                Some(e) => e[m],
-                None => d.queue[m] + d.approaching[m],
-            })
-            .sum();
+        let served = phase_expected(ix, d, cur);
         if st.elapsed_s >= self.max_green(cur) || served < pr.gap_out_threshold(self.lanes[cur]) {
             return Some(next);
         }
@@ -591,7 +555,7 @@ impl CyclicGapController {
 
     pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
         d.validate(&self.ix)?;
-        require_expected(d)?;
+        require_expected(d, "cyclic gap")?;
         let target = self.decide(st, d);
         Ok(Decision {
             target,
@@ -601,11 +565,76 @@ impl CyclicGapController {
     }
 }
 
-fn require_expected(d: &DetectorState) -> CoreResult<()> {
+/// Lanes per phase for a discharge threshold: `given` (one per phase, each finite ≥ 0), or
+/// Σ lanes of each phase's vehicle movements (at least 1).
+fn phase_lane_counts(ix: &Intersection, given: Option<&[f64]>) -> CoreResult<Vec<f64>> {
+    let np = ix.n_phases();
+    match given {
+        Some(l) => {
+            if l.len() != np {
+                return Err(CoreError::Signal(format!(
+                    "intersection '{}': phase_lanes has {} entries, expected {np} (one per phase)",
+                    ix.id,
+                    l.len()
+                )));
+            }
+            for &x in l {
+                check_nonneg(ix, "phase_lanes", x)?;
+            }
+            Ok(l.to_vec())
+        }
+        None => Ok(ix
+            .phases
+            .iter()
+            .map(|ph| {
+                ph.movements
+                    .iter()
+                    .filter(|&&m| !ix.movements[m].is_pedestrian())
+                    .map(|&m| ix.movements[m].lanes as f64)
+                    .sum::<f64>()
+                    .max(1.0)
+            })
+            .collect()),
+    }
+}
+
+/// Σ (queue + approaching) per phase into `demand`, and whether it calls the phase.
+fn phase_calls(
+    ix: &Intersection,
+    pr: &DischargeParams,
+    d: &DetectorState,
+    demand: &mut [f64],
+    calls: &mut [bool],
+) {
+    for (p, ph) in ix.phases.iter().enumerate() {
+        let s: f64 = ph
+            .movements
+            .iter()
+            .map(|&m| d.queue[m] + d.approaching[m])
+            .sum();
+        demand[p] = s;
+        calls[p] = pr.called(s);
+    }
+}
+
+/// Vehicles expected at phase `p`'s stop lines within the horizon (queue + approaching
+/// stand in when `expected` is absent).
+fn phase_expected(ix: &Intersection, d: &DetectorState, p: usize) -> f64 {
+    ix.phases[p]
+        .movements
+        .iter()
+        .map(|&m| match d.expected {
+            Some(e) => e[m],
+            None => d.queue[m] + d.approaching[m],
+        })
+        .sum()
+}
+
+fn require_expected(d: &DetectorState, controller: &str) -> CoreResult<()> {
     if d.expected.is_none() {
-        return Err(CoreError::Input(
-            "the cyclic gap controller needs detector 'expected' (vehicles reaching the stop line within its horizon) every step".into(),
-        ));
+        return Err(CoreError::Input(format!(
+            "the {controller} controller needs detector 'expected' (vehicles reaching the stop line within its horizon) every step"
+        )));
     }
     Ok(())
 }
@@ -964,11 +993,339 @@ impl DualRingController {
 
     pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
         d.validate(&self.ix)?;
-        require_expected(d)?;
+        require_expected(d, "dual ring")?;
         if st.phase >= self.ix.n_phases() {
             return Err(CoreError::Signal(format!(
                 "intersection '{}': phase {} does not exist",
                 self.ix.id, st.phase
+            )));
+        }
+        let target = self.decide(st, d);
+        Ok(Decision {
+            target,
+            pressures: self.demand.clone(),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Coordinated-actuated (a common cycle, the coordinated phase anchored to its offset)
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoordActuatedParams {
+    /// Horizon, efficiency, lane saturation and call threshold of the gap-out. Its maximum
+    /// greens are not used: the plan's force-offs bound every green (the machine's own
+    /// maximum green still applies).
+    pub discharge: DischargeParams,
+    /// Lanes per phase for the discharge threshold (as [`CyclicGapParams::phase_lanes`]).
+    pub phase_lanes: Option<Vec<f64>>,
+    /// Planned green per phase (s), indexed by phase; each at least the phase's minimum.
+    pub greens: Vec<f64>,
+    /// Common cycle (s). None = Σ greens + the clearances (yellow + all-red) of the phase
+    /// changes along `order`. When given, the greens' parts above their minimum greens are
+    /// scaled so that greens + clearances fill exactly this cycle.
+    pub cycle_s: Option<f64>,
+    /// The coordinated phase's green starts at `offset_s` (mod cycle) on the clock.
+    pub offset_s: f64,
+    /// Service order, a permutation of the phases; `order[0]` is the coordinated phase.
+    /// None = the intersection's order.
+    pub order: Option<Vec<usize>>,
+    /// The coordinated green is held for this share of its planned length (the band)
+    /// before it may gap out; in [0, 1].
+    pub coord_hold: f64,
+    /// A phase may start up to this late (s) for its minimum green to fit before its
+    /// force-off (a decision comes up to a step late; with planned greens at their minimum
+    /// a strict fit would skip them), so it may overrun its force-off by as much.
+    pub start_tolerance_s: f64,
+}
+
+impl CoordActuatedParams {
+    /// A plan with the defaults of `engine.sim.controllers.CoordinatedActuated` (horizon
+    /// 6 s, efficiency 0.2, 0.5 veh/s per lane, call 0.5 veh, band 75% of the planned
+    /// coordinated green, start tolerance 1 s).
+    pub fn new(greens: Vec<f64>, offset_s: f64) -> Self {
+        CoordActuatedParams {
+            discharge: DischargeParams {
+                max_green_through_s: 0.0,
+                max_green_left_s: 0.0,
+                ..CyclicGapParams::default().discharge
+            },
+            phase_lanes: None,
+            greens,
+            cycle_s: None,
+            offset_s,
+            order: None,
+            coord_hold: 0.75,
+            start_tolerance_s: 1.0,
+        }
+    }
+}
+
+/// Coordinated-actuated control on a common cycle. The cycle is laid out along `order`:
+/// the coordinated phase `order[0]` from position 0 (= `offset_s` on the clock), then each
+/// other phase after the clearance (yellow + all-red of that phase change, as the machine
+/// will run it) with its planned green, which ends at its force-off point. The coordinated
+/// green is held for `coord_hold` of its planned length (the band), then until its planned
+/// end while it discharges efficiently (vehicles expected at the stop line within h ≥
+/// efficiency × saturation), then it hands over to the next phase of the order that is
+/// called, not yet served in this cycle, and can still show its minimum green (after the
+/// real clearance) before its force-off (give or take `start_tolerance_s`); with none it
+/// rests in green. A non-coordinated
+/// phase ends when its discharge becomes inefficient or at its force-off, moving on the
+/// same way, so unused time returns early to the coordinated phase without moving the
+/// coordinated phase's start; a non-coordinated green still running when the coordinated
+/// window begins returns to the coordinated phase at once. Every change is a phase
+/// request: minimum greens and clearances stay with the [`SignalMachine`].
+#[derive(Debug, Clone)]
+pub struct CoordActuatedController {
+    pub ix: Arc<Intersection>,
+    pub params: CoordActuatedParams,
+    /// The cycle length (s).
+    pub cycle: f64,
+    /// Planned green per phase after fitting the cycle (s).
+    pub greens: Vec<f64>,
+    /// Position in the cycle where each phase's planned green starts / is forced off (s).
+    pub starts: Vec<f64>,
+    pub force_offs: Vec<f64>,
+    /// Σ (queue + approaching) per phase at the last decision.
+    pub demand: Vec<f64>,
+    pub calls: Vec<bool>,
+    order: Vec<usize>,
+    lanes: Vec<f64>,
+    /// Cycle index each phase was last green in.
+    served: Vec<Option<i64>>,
+}
+
+fn coord_err(ix: &Intersection, msg: String) -> CoreError {
+    CoreError::Signal(format!(
+        "intersection '{}': coordinated-actuated {msg}",
+        ix.id
+    ))
+}
+
+/// Clearance (s) the machine runs from phase `a`'s green to phase `b`'s: none when `b`
+/// keeps every movement of `a` green, else `a`'s yellow + all-red.
+pub fn clearance_s(ix: &Intersection, a: usize, b: usize) -> f64 {
+    if ix.phases[a].movements.iter().all(|&m| ix.in_phase(b, m)) {
+        0.0
+    } else {
+        ix.phases[a].yellow + ix.phases[a].all_red
+    }
+}
+
+impl CoordActuatedController {
+    pub fn new(ix: Arc<Intersection>, params: CoordActuatedParams) -> CoreResult<Self> {
+        params.discharge.validate(&ix)?;
+        check_nonneg(&ix, "start_tolerance_s", params.start_tolerance_s)?;
+        let np = ix.n_phases();
+        let lanes = phase_lane_counts(&ix, params.phase_lanes.as_deref())?;
+        if !params.offset_s.is_finite() || params.offset_s < 0.0 {
+            return Err(coord_err(
+                &ix,
+                format!("offset_s must be finite and ≥ 0 (got {})", params.offset_s),
+            ));
+        }
+        if !(0.0..=1.0).contains(&params.coord_hold) {
+            return Err(coord_err(
+                &ix,
+                format!("coord_hold must be in [0, 1] (got {})", params.coord_hold),
+            ));
+        }
+        let order = params.order.clone().unwrap_or_else(|| ix.order.clone());
+        let mut seen = vec![false; np];
+        for &p in &order {
+            if p >= np || seen[p] {
+                return Err(coord_err(
+                    &ix,
+                    format!("order {order:?} must be a permutation of the {np} phases (0..{np})"),
+                ));
+            }
+            seen[p] = true;
+        }
+        if order.len() != np {
+            return Err(coord_err(
+                &ix,
+                format!("order {order:?} must be a permutation of the {np} phases (0..{np})"),
+            ));
+        }
+        if params.greens.len() != np {
+            return Err(coord_err(
+                &ix,
+                format!(
+                    "greens has {} entries, expected {np} (one per phase)",
+                    params.greens.len()
+                ),
+            ));
+        }
+        for (p, &g) in params.greens.iter().enumerate() {
+            let ph = &ix.phases[p];
+            if !g.is_finite() || g + 1e-9 < ph.min_green {
+                return Err(coord_err(
+                    &ix,
+                    format!(
+                        "green {g} s of phase '{}' cannot hold its minimum green {} s",
+                        ph.name, ph.min_green
+                    ),
+                ));
+            }
+        }
+        let clear: f64 = (0..np)
+            .map(|i| clearance_s(&ix, order[i], order[(i + 1) % np]))
+            .sum();
+        let mut greens = params.greens.clone();
+        if let Some(c) = params.cycle_s {
+            if !c.is_finite() || c <= 0.0 {
+                return Err(coord_err(
+                    &ix,
+                    format!("cycle_s must be finite and > 0 (got {c})"),
+                ));
+            }
+            let mins: f64 = ix.phases.iter().map(|ph| ph.min_green).sum();
+            let spare = c - clear - mins;
+            if spare < -1e-9 {
+                return Err(coord_err(
+                    &ix,
+                    format!(
+                        "cycle_s {c} s cannot hold the minimum greens ({mins:.1} s) plus clearances ({clear:.1} s)"
+                    ),
+                ));
+            }
+            let extra: f64 = (0..np).map(|p| greens[p] - ix.phases[p].min_green).sum();
+            for (p, g) in greens.iter_mut().enumerate() {
+                let min = ix.phases[p].min_green;
+                *g = if extra > 1e-9 {
+                    min + (*g - min) * spare.max(0.0) / extra
+                } else if p == order[0] {
+                    min + spare.max(0.0)
+                } else {
+                    min
+                };
+            }
+        }
+        for (p, &g) in greens.iter().enumerate() {
+            let ph = &ix.phases[p];
+            if g > ph.max_green + 1e-9 {
+                return Err(coord_err(
+                    &ix,
+                    format!(
+                        "planned green {g:.1} s of phase '{}' exceeds its maximum green {} s",
+                        ph.name, ph.max_green
+                    ),
+                ));
+            }
+        }
+        let mut starts = vec![0.0; np];
+        let mut force_offs = vec![0.0; np];
+        let mut t = 0.0;
+        for i in 0..np {
+            let p = order[i];
+            starts[p] = t;
+            t += greens[p];
+            force_offs[p] = t;
+            t += clearance_s(&ix, p, order[(i + 1) % np]);
+        }
+        Ok(CoordActuatedController {
+            ix,
+            params,
+            cycle: t,
+            greens,
+            starts,
+            force_offs,
+            demand: vec![0.0; np],
+            calls: vec![false; np],
+            order,
+            lanes,
+            served: vec![None; np],
+        })
+    }
+
+    /// The coordinated phase (`order[0]`).
+    pub fn coordinated(&self) -> usize {
+        self.order[0]
+    }
+
+    /// The service order.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// (cycle index, position in the cycle) of clock time `now_s`.
+    pub fn position(&self, now_s: f64) -> (i64, f64) {
+        let u = now_s - self.params.offset_s;
+        let n = (u / self.cycle).floor();
+        (n as i64, u - n * self.cycle)
+    }
+
+    fn gaps_out(&self, d: &DetectorState, p: usize) -> bool {
+        phase_expected(&self.ix, d, p) < self.params.discharge.gap_out_threshold(self.lanes[p])
+    }
+
+    /// The next phase after `cur` in the order that is called, not yet served in cycle
+    /// `n`, and can show its minimum green after the clearance from `cur` before its
+    /// force-off (+ the start tolerance); else the coordinated phase.
+    fn next_phase(&self, cur: usize, n: i64, pos: f64) -> usize {
+        let i = self.order.iter().position(|&q| q == cur).unwrap_or(0);
+        for &k in &self.order[i + 1..] {
+            let start = pos + clearance_s(&self.ix, cur, k);
+            if self.calls[k]
+                && self.served[k] != Some(n)
+                && start + self.ix.phases[k].min_green
+                    <= self.force_offs[k] + self.params.start_tolerance_s + 1e-6
+            {
+                return k;
+            }
+        }
+        self.order[0]
+    }
+
+    /// Decide (`expected` is read as in [`CyclicGapController::decide`]).
+    pub fn decide(&mut self, st: &Status, d: &DetectorState) -> Option<usize> {
+        let ix = &*self.ix;
+        phase_calls(
+            ix,
+            &self.params.discharge,
+            d,
+            &mut self.demand,
+            &mut self.calls,
+        );
+        if st.interval != Interval::Green {
+            return None;
+        }
+        let cur = st.phase;
+        let (n, pos) = self.position(st.now_s);
+        self.served[cur] = Some(n);
+        if st.elapsed_s < ix.phases[cur].min_green {
+            return None;
+        }
+        let coord = self.order[0];
+        let end = self.force_offs[coord];
+        let target = if cur == coord {
+            // (1e-6 s: clock times in ms vs positions summed from greens and clearances)
+            if pos + 1e-6 < self.params.coord_hold * end
+                || (pos + 1e-6 < end && !self.gaps_out(d, cur))
+            {
+                cur // the band, then while it discharges efficiently
+            } else {
+                self.next_phase(cur, n, pos)
+            }
+        } else if pos + 1e-6 < end {
+            coord // the coordinated window has begun
+        } else if pos + 1e-6 >= self.force_offs[cur] || self.gaps_out(d, cur) {
+            self.next_phase(cur, n, pos)
+        } else {
+            cur
+        };
+        (target != cur).then_some(target)
+    }
+
+    pub fn decide_checked(&mut self, st: &Status, d: &DetectorState) -> CoreResult<Decision> {
+        d.validate(&self.ix)?;
+        require_expected(d, "coordinated-actuated")?;
+        if st.phase >= self.ix.n_phases() || !st.now_s.is_finite() {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': phase {} at time {} is not a valid status",
+                self.ix.id, st.phase, st.now_s
             )));
         }
         let target = self.decide(st, d);
@@ -1124,6 +1481,7 @@ pub enum Strategy {
     PressureActuated(PressureActuatedController),
     CyclicGap(CyclicGapController),
     DualRing(Box<DualRingController>),
+    CoordActuated(Box<CoordActuatedController>),
 }
 
 /// A controller strategy driving the safety state machine.
@@ -1165,47 +1523,49 @@ impl SignalController {
         }
         self.machine.advance(dt_s)?;
         let st = self.machine.status();
-        let need = |d: Option<&DetectorState>| -> CoreResult<()> {
-            if d.is_none() {
-                return Err(CoreError::Input(
-                    "this controller needs detector state (queue, approaching) every step".into(),
-                ));
-            }
-            Ok(())
-        };
         let (req, calls): (Option<usize>, Option<&[bool]>) = match &mut self.strategy {
             Strategy::Manual => (manual, None),
             Strategy::Fixed(c) => (c.decide(&st), None),
             Strategy::Adaptive(c) => (c.decide(&st, det)?, None),
-            Strategy::MaxPressure(c) => {
-                need(det)?;
-                let r = c.decide(&st, det.expect("checked"));
-                (r, Some(&c.calls[..]))
-            }
+            Strategy::MaxPressure(c) => (c.decide(&st, need_detector(det)?), Some(&c.calls[..])),
             Strategy::PressureActuated(c) => {
-                need(det)?;
-                let r = c.decide(&st, det.expect("checked"));
-                (r, Some(&c.calls[..]))
+                (c.decide(&st, need_detector(det)?), Some(&c.calls[..]))
             }
             Strategy::CyclicGap(c) => {
-                need(det)?;
-                let d = det.expect("checked");
-                require_expected(d)?;
-                let r = c.decide(&st, d);
-                (r, Some(&c.calls[..]))
+                let d = need_expected(det, "cyclic gap")?;
+                (c.decide(&st, d), Some(&c.calls[..]))
             }
             Strategy::DualRing(c) => {
-                need(det)?;
-                let d = det.expect("checked");
-                require_expected(d)?;
-                let r = c.decide(&st, d);
-                (r, Some(&c.calls[..]))
+                let d = need_expected(det, "dual ring")?;
+                (c.decide(&st, d), Some(&c.calls[..]))
+            }
+            Strategy::CoordActuated(c) => {
+                let d = need_expected(det, "coordinated-actuated")?;
+                (c.decide(&st, d), Some(&c.calls[..]))
             }
         };
         self.last_request = req;
         self.machine.apply(req, calls)?;
         Ok(self.machine.status())
     }
+}
+
+fn need_detector<'s, 'a>(d: Option<&'s DetectorState<'a>>) -> CoreResult<&'s DetectorState<'a>> {
+    d.ok_or_else(|| {
+        CoreError::Input(
+            "this controller needs detector state (queue, approaching) every step".into(),
+        )
+    })
+}
+
+/// The detector state of a discharge controller, which also needs `expected`.
+fn need_expected<'s, 'a>(
+    d: Option<&'s DetectorState<'a>>,
+    controller: &str,
+) -> CoreResult<&'s DetectorState<'a>> {
+    let d = need_detector(d)?;
+    require_expected(d, controller)?;
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1444,5 +1804,291 @@ mod tests {
         }
         assert!(CyclicGapController::new(ix, CyclicGapParams::default()).is_ok());
         assert!(DualRingController::new(ix_dr, DualRingParams::default()).is_ok());
+    }
+
+    fn coord_ix() -> Arc<Intersection> {
+        let o = FourArmOptions {
+            yellow: Some(3.4),
+            all_red: Some(2.0),
+            min_green: 6.0,
+            ..FourArmOptions::default()
+        };
+        Arc::new(Intersection::standard_four_arm("c", &o).unwrap())
+    }
+
+    /// phases NS_T NS_L EW_T EW_L; order EW_T, EW_L, NS_T, NS_L; greens 14 6 20 6 with
+    /// 5.4 s clearances: EW_T 0–20, EW_L 25.4–31.4, NS_T 36.8–50.8, NS_L 56.2–62.2, cycle 67.6
+    fn coord(hold: f64) -> CoordActuatedController {
+        let p = CoordActuatedParams {
+            order: Some(vec![2, 3, 0, 1]),
+            coord_hold: hold,
+            start_tolerance_s: 0.0,
+            ..CoordActuatedParams::new(vec![14.0, 6.0, 20.0, 6.0], 7.0)
+        };
+        CoordActuatedController::new(coord_ix(), p).unwrap()
+    }
+
+    /// Green of `phase` for `elapsed` s at position `pos` of cycle 3 (offset 7 s).
+    fn at(c: &CoordActuatedController, phase: usize, elapsed: f64, pos: f64) -> Status {
+        Status {
+            now_s: 7.0 + 3.0 * c.cycle + pos,
+            ..green(phase, elapsed)
+        }
+    }
+
+    /// Queue = expected = `v[k]` on the through movement (or left for lefts) of phase k.
+    /// `(phase, elapsed, pos)`: green of `phase` for `elapsed` s at position `pos` of cycle 3.
+    fn coord_decide(
+        c: &mut CoordActuatedController,
+        (phase, elapsed, pos): (usize, f64, f64),
+        queue: [f64; 4],
+        expected: [f64; 4],
+    ) -> Option<usize> {
+        let movement = [1, 0, 4, 3]; // N_T, N_L, E_T, E_L
+        let (mut q, mut e) = (vec![0.0; 12], vec![0.0; 12]);
+        for k in 0..4 {
+            q[movement[k]] = queue[k];
+            e[movement[k]] = expected[k];
+        }
+        let z = vec![0.0; 12];
+        let d = discharge_state_for_test(&q, &z, &e);
+        let st = at(c, phase, elapsed, pos);
+        c.decide_checked(&st, &d).unwrap().target
+    }
+
+    fn discharge_state_for_test<'a>(q: &'a [f64], a: &'a [f64], e: &'a [f64]) -> DetectorState<'a> {
+        DetectorState {
+            queue: q,
+            approaching: a,
+            gap_s: None,
+            downstream: None,
+            arrivals: None,
+            expected: Some(e),
+        }
+    }
+
+    #[test]
+    fn coord_actuated_lays_out_the_cycle_with_real_clearances() {
+        let c = coord(0.75);
+        assert!((c.cycle - 67.6).abs() < 1e-9, "{}", c.cycle);
+        assert_eq!(c.coordinated(), 2);
+        let want = [(36.8, 50.8), (56.2, 62.2), (0.0, 20.0), (25.4, 31.4)];
+        for (p, (s, e)) in want.iter().enumerate() {
+            assert!((c.starts[p] - s).abs() < 1e-9 && (c.force_offs[p] - e).abs() < 1e-9);
+        }
+        // a common cycle: the greens above their minimum shrink to make room for clearances
+        let p = CoordActuatedParams {
+            order: Some(vec![2, 3, 0, 1]),
+            cycle_s: Some(56.0),
+            ..CoordActuatedParams::new(vec![9.0, 6.0, 15.0, 6.0], 0.0)
+        };
+        let c = CoordActuatedController::new(coord_ix(), p).unwrap();
+        assert!((c.cycle - 56.0).abs() < 1e-9);
+        let g = &c.greens;
+        assert!((g.iter().sum::<f64>() - (56.0 - 4.0 * 5.4)).abs() < 1e-9);
+        assert!((g[1] - 6.0).abs() < 1e-9 && (g[3] - 6.0).abs() < 1e-9);
+        assert!(
+            ((g[0] - 6.0) / (g[2] - 6.0) - 3.0 / 9.0).abs() < 1e-9,
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn coord_actuated_holds_the_band_then_gaps_out() {
+        let mut c = coord(0.75);
+        let busy = [5.0, 5.0, 9.0, 5.0];
+        let idle = [5.0, 5.0, 0.0, 5.0]; // the coordinated phase discharges nothing
+                                         // the band (75% of 20 s): held although nothing discharges and all others wait
+        assert_eq!(coord_decide(&mut c, (2, 10.0, 10.0), busy, idle), None);
+        assert_eq!(coord_decide(&mut c, (2, 14.0, 14.9), busy, idle), None);
+        // after the band it gaps out to the next called phase of the order
+        assert_eq!(coord_decide(&mut c, (2, 15.0, 15.1), busy, idle), Some(3));
+        // efficient discharge holds it until the planned end, then it hands over
+        assert_eq!(coord_decide(&mut c, (2, 19.0, 19.9), busy, busy), None);
+        assert_eq!(coord_decide(&mut c, (2, 20.0, 20.0), busy, busy), Some(3));
+        // coord_hold 1: held through the whole planned green
+        let mut c1 = coord(1.0);
+        assert_eq!(coord_decide(&mut c1, (2, 19.0, 19.9), busy, idle), None);
+        // coord_hold 0: gaps out right after its minimum green
+        let mut c0 = coord(0.0);
+        assert_eq!(coord_decide(&mut c0, (2, 6.0, 6.0), busy, idle), Some(3));
+        assert_eq!(
+            coord_decide(&mut c0, (2, 5.0, 5.0), busy, idle),
+            None,
+            "min green"
+        );
+    }
+
+    #[test]
+    fn coord_actuated_skips_uncalled_and_unfitting_phases() {
+        let mut c = coord(0.75);
+        let idle = [0.0; 4];
+        // EW_L uncalled: NS_T next
+        assert_eq!(
+            coord_decide(&mut c, (2, 16.0, 16.0), [5.0, 5.0, 0.0, 0.0], idle),
+            Some(0)
+        );
+        // at 27 s EW_L (force-off 31.4) cannot show 6 s after a 5.4 s clearance: NS_T
+        assert_eq!(
+            coord_decide(&mut c, (2, 27.0, 27.0), [5.0, 5.0, 0.0, 5.0], idle),
+            Some(0)
+        );
+        // 20.9 s: 0.9 s too late for EW_L strictly; a 1 s start tolerance lets it start
+        let late = [0.0, 0.0, 0.0, 5.0];
+        assert_eq!(coord_decide(&mut c, (2, 20.9, 20.9), late, idle), None);
+        let mut tol = CoordActuatedController::new(
+            coord_ix(),
+            CoordActuatedParams {
+                start_tolerance_s: 1.0,
+                ..c.params.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(coord_decide(&mut tol, (2, 20.9, 20.9), late, idle), Some(3));
+        assert_eq!(coord_decide(&mut tol, (2, 21.1, 21.1), late, idle), None);
+        // at 20 s it fits (20 + 5.4 + 6 ≤ 31.4)
+        assert_eq!(
+            coord_decide(&mut c, (2, 20.0, 20.0), [0.0, 0.0, 0.0, 5.0], idle),
+            Some(3)
+        );
+        // nothing fits late in the cycle: rest in the coordinated green
+        assert_eq!(
+            coord_decide(&mut c, (2, 50.0, 57.0), [5.0, 5.0, 0.0, 5.0], idle),
+            None
+        );
+        // nobody called: rest in green
+        assert_eq!(coord_decide(&mut c, (2, 30.0, 30.0), idle, idle), None);
+    }
+
+    #[test]
+    fn coord_actuated_forces_off_and_returns_early() {
+        let mut c = coord(0.75);
+        let busy = [9.0, 5.0, 5.0, 5.0];
+        // NS_T discharging: held before its force-off (50.8)
+        assert_eq!(coord_decide(&mut c, (0, 10.0, 46.8), busy, busy), None);
+        // forced off at its planned end, NS_L next (50.8 + 5.4 + 6 = 62.2 fits)
+        assert_eq!(coord_decide(&mut c, (0, 14.0, 50.8), busy, busy), Some(1));
+        // NS_L uncalled: unused time returns to the coordinated phase
+        let no_left = [9.0, 0.0, 5.0, 5.0];
+        assert_eq!(
+            coord_decide(&mut c, (0, 14.0, 50.8), no_left, busy),
+            Some(2)
+        );
+        // early return: NS_T gaps out at 40 s, nothing else called
+        let idle = [1.0, 0.0, 5.0, 0.0];
+        assert_eq!(
+            coord_decide(&mut c, (0, 8.0, 44.8), idle, [0.0; 4]),
+            Some(2)
+        );
+        // NS_T was served in this cycle: the coordinated green does not hand it back
+        let waiting = [9.0, 0.0, 0.0, 0.0];
+        assert_eq!(
+            coord_decide(&mut c, (2, 8.0, 53.0), waiting, [0.0; 4]),
+            None
+        );
+        // ... but it is served again in the next cycle
+        let next = c.cycle + 25.0;
+        assert_eq!(
+            coord_decide(&mut c, (2, 8.0, next), waiting, [0.0; 4]),
+            Some(0)
+        );
+        // a side green still running when the coordinated window begins goes back at once
+        assert_eq!(coord_decide(&mut c, (1, 8.0, 1.0), busy, busy), Some(2));
+    }
+
+    #[test]
+    fn coord_actuated_rejects_bad_plans() {
+        let ix = coord_ix();
+        let base = || CoordActuatedParams {
+            order: Some(vec![2, 3, 0, 1]),
+            ..CoordActuatedParams::new(vec![14.0, 6.0, 20.0, 6.0], 7.0)
+        };
+        let err = |p: CoordActuatedParams| {
+            CoordActuatedController::new(ix.clone(), p)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(CoordActuatedParams {
+            greens: vec![14.0, 6.0, 20.0],
+            ..base()
+        });
+        assert!(
+            e.contains("intersection 'c'") && e.contains("greens has 3 entries"),
+            "{e}"
+        );
+        for off in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(err(CoordActuatedParams {
+                offset_s: off,
+                ..base()
+            })
+            .contains("offset_s"));
+        }
+        for c in [-56.0, 0.0, f64::NAN] {
+            assert!(err(CoordActuatedParams {
+                cycle_s: Some(c),
+                ..base()
+            })
+            .contains("cycle_s"));
+        }
+        let e = err(CoordActuatedParams {
+            cycle_s: Some(40.0),
+            ..base()
+        });
+        assert!(e.contains("cannot hold the minimum greens"), "{e}");
+        for h in [-0.1, 1.5, f64::NAN] {
+            assert!(err(CoordActuatedParams {
+                coord_hold: h,
+                ..base()
+            })
+            .contains("coord_hold"));
+        }
+        for o in [vec![2, 3, 0], vec![2, 2, 0, 1], vec![2, 3, 0, 4]] {
+            assert!(err(CoordActuatedParams {
+                order: Some(o),
+                ..base()
+            })
+            .contains("permutation"));
+        }
+        let e = err(CoordActuatedParams {
+            greens: vec![14.0, 5.0, 20.0, 6.0],
+            ..base()
+        });
+        assert!(
+            e.contains("phase 'NS_L' cannot hold its minimum green 6"),
+            "{e}"
+        );
+        let e = err(CoordActuatedParams {
+            greens: vec![14.0, 6.0, 80.0, 6.0],
+            ..base()
+        });
+        assert!(e.contains("exceeds its maximum green"), "{e}");
+        let e = err(CoordActuatedParams {
+            start_tolerance_s: -1.0,
+            ..base()
+        });
+        assert!(e.contains("parameter start_tolerance_s "), "{e}");
+        let mut bad = base();
+        bad.discharge.efficiency = -1.0;
+        assert!(err(bad).contains("parameter efficiency "));
+        assert!(err(CoordActuatedParams {
+            phase_lanes: Some(vec![1.0]),
+            ..base()
+        })
+        .contains("phase_lanes"));
+        // `expected` is required on the checked path
+        let mut c = coord(0.75);
+        let z = vec![0.0; 12];
+        let d = DetectorState {
+            expected: None,
+            ..discharge_state_for_test(&z, &z, &z)
+        };
+        let e = c
+            .decide_checked(&at(&c, 2, 10.0, 10.0), &d)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("coordinated-actuated controller needs detector 'expected'"),
+            "{e}"
+        );
     }
 }

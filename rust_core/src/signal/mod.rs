@@ -10,7 +10,8 @@
 //!   together, shorten a minimum green (preemption aside, see below), shorten or skip a
 //!   yellow or all-red.
 //! * [`control`]: controllers producing requests — fixed-time/coordinated, adaptive
-//!   plan-follower, max-pressure, and the pressure-actuated hybrid — plus
+//!   plan-follower, max-pressure, the pressure-actuated hybrid, cyclic gap-out, dual ring
+//!   and coordinated-actuated — plus
 //!   [`control::SignalController`], which steps a controller and the machine together.
 //! * [`greenwave`]: common cycle and offsets maximising two-way bandwidth on a corridor.
 //!
@@ -26,10 +27,10 @@ pub mod model;
 pub mod plan;
 
 pub use control::{
-    CyclicGapController, CyclicGapParams, Decision, DetectorState, DischargeParams,
-    DualRingController, DualRingParams, FixedTimeController, MaxPressureController,
-    MaxPressureParams, PressureActuatedController, PressureActuatedParams, SignalController,
-    Strategy,
+    CoordActuatedController, CoordActuatedParams, CyclicGapController, CyclicGapParams, Decision,
+    DetectorState, DischargeParams, DualRingController, DualRingParams, FixedTimeController,
+    MaxPressureController, MaxPressureParams, PressureActuatedController, PressureActuatedParams,
+    SignalController, Strategy,
 };
 pub use greenwave::{GreenWaveCorridor, GreenWaveResult};
 pub use machine::{Interval, LightState, SignalMachine, Status};
