@@ -39,6 +39,7 @@ OURS_PY = "ours: CyclicGap (Python prototype) · lane detectors"
 OURS_PY_CAM = "ours: CyclicGap (Python prototype) · cameras"
 COORD = "ours: coordinated-actuated, cycle 56 s + green-wave offsets"
 COORD0 = "ours: coordinated-actuated, cycle 56 s, no offsets"
+COORD_RUST = "ours: Rust engine.signal.CoordActuatedController · cameras, same plan + offsets"
 WAVE = "fixed plan + green-wave offsets"
 
 
@@ -107,7 +108,7 @@ def _specs(quick: bool, work: str) -> list[Any]:
 def _arterial_specs(
     quick: bool, work: str, plan: dict[str, Any], coord: dict[str, Any]
 ) -> list[Any]:
-    from engine.sim.evaluate import RunSpec
+    from engine.sim.evaluate import ARTERIAL_ORDER, RunSpec
 
     end = 900.0 if quick else 3600.0
     base = dict(end_s=end, horizon_s=end + (300.0 if quick else 900.0), work_dir=work)
@@ -116,8 +117,21 @@ def _arterial_specs(
 
     def coord_runs(record_through: bool = False, **kw: Any) -> list[Any]:
         """Coordinated-actuated with its green-wave offsets (through traffic recorded if
-        asked) and the same with none."""
-        return [
+        asked), the same with none, and the Rust port of it through the cameras."""
+        rust = RunSpec(
+            "arterial",
+            "signal:coord-actuated",
+            COORD_RUST,
+            measure="cameras",
+            params={
+                "greens": coord["greens"],
+                "offsets": coord["offsets"],
+                "order": ARTERIAL_ORDER,
+            },
+            **kw,
+            **base,
+        )
+        return [rust] + [
             RunSpec(
                 "arterial",
                 "coord-actuated",
@@ -401,6 +415,14 @@ def run(quick: bool = False) -> SuiteResult:
     res.goals[
         f"coordinated-actuated green wave mean delay no worse than actuated ({c_d:.1f} vs {act_d:.1f} s, mean of {len(seeds)} seeds)"
     ] = c_d <= act_d
+    r_d, r_s, act_s = (
+        _mean(bya[("arterial", COORD_RUST)], "mean_delay_s"),
+        _mean(bya[("arterial", COORD_RUST)], "through_stops"),
+        _mean(bya[("arterial", ACT)], "through_stops"),
+    )
+    res.goals[
+        f"Rust coordinated-actuated through the cameras: delay and through stops no worse than actuated ({r_d:.1f} s / {r_s:.2f} vs {act_d:.1f} s / {act_s:.2f}, mean of {len(seeds)} seeds)"
+    ] = r_d <= act_d and r_s <= act_s
     cam = [r["flow_errors"] for r in rows if r.get("flow_errors")]
     if cam:
         vol = max(e["volume_pct"] for e in cam)
