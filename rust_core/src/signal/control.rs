@@ -1134,16 +1134,11 @@ impl CoordActuatedController {
         }
         let order = params.order.clone().unwrap_or_else(|| ix.order.clone());
         let mut seen = vec![false; np];
-        for &p in &order {
-            if p >= np || seen[p] {
-                return Err(coord_err(
-                    &ix,
-                    format!("order {order:?} must be a permutation of the {np} phases (0..{np})"),
-                ));
-            }
-            seen[p] = true;
-        }
-        if order.len() != np {
+        let permutation = order.len() == np
+            && order
+                .iter()
+                .all(|&p| p < np && !std::mem::replace(&mut seen[p], true));
+        if !permutation {
             return Err(coord_err(
                 &ix,
                 format!("order {order:?} must be a permutation of the {np} phases (0..{np})"),
