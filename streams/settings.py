@@ -11,7 +11,11 @@ flow_window_s = 60        # flow windows (per lane and intersection)
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import zlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,6 +79,10 @@ class StreamSettings(BaseModel):
     metrics_port: int | None = None  # Prometheus text at http://host:port/metrics
     metrics_host: str = "127.0.0.1"
     confirm_delivery: bool = True  # wait for the broker's ack before marking a frame done
+    # Faust's data directory (its table stores). None: a temporary directory removed at exit
+    # (tables live in memory and recover from their changelog topics), so a worker never
+    # leaves `<app_id>-data` directories in the directory it was started from.
+    state_dir: str | None = None
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
 
     @classmethod
@@ -97,6 +105,9 @@ class StreamSettings(BaseModel):
             # table keys and values (our topics set raw bytes explicitly)
             "key_serializer": "json",
             "value_serializer": "json",
+            "datadir": str(Path(self.state_dir).expanduser() / f"{self.app_id}-data")
+            if self.state_dir
+            else _temporary_datadir(self.app_id),
         }
         if self.embedded_profile:
             opts.update(EMBEDDED_PROFILE)
@@ -105,6 +116,12 @@ class StreamSettings(BaseModel):
         else:
             opts.update(web_enabled=False)
         return opts
+
+
+def _temporary_datadir(app_id: str) -> str:
+    d = tempfile.mkdtemp(prefix=f"{app_id}-data-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    return d
 
 
 def partition_for(key: str, partitions: int) -> int:

@@ -475,3 +475,20 @@ def test_flow_state_written_per_crossing_does_not_grow_with_the_window() -> None
     assert tot["l1"]["pcu"] == pytest.approx(
         (n // 2 - buses_l1) * sa.flow_cfg.pcu.of("car") + buses_l1 * sa.flow_cfg.pcu.of("bus")
     )
+
+
+def test_faust_data_dir_is_never_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """A worker started anywhere must not leave `<app_id>-data` where it was started."""
+    from streams.app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    cfg = synthetic_site(1)
+    sa = create_app(cfg, StreamSettings(app_id="dd-test"), broker="kafka://127.0.0.1:1")
+    datadir = Path(sa.app.conf.datadir)
+    assert not datadir.is_relative_to(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "state"
+    sa2 = create_app(
+        cfg, StreamSettings(app_id="dd-test2", state_dir=str(kept)), broker="kafka://127.0.0.1:1"
+    )
+    assert Path(sa2.app.conf.datadir) == kept / "dd-test2-data"
