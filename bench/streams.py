@@ -547,6 +547,10 @@ def run(quick: bool = False) -> SuiteResult:
                     rig, _recorded_items(cams, next_seq, per_cam_rec[n]), None, 120
                 )
                 added = paced["p99"] - d["p99"]
+                res.meta.setdefault("paced_cpu_ms_per_frame", {})[n] = {
+                    "worker": paced["worker_cpu_ms"],
+                    "broker": paced["broker_cpu_ms"],
+                }
                 stream_added.append(added)
                 rec_fps.append(sat["fps"])
                 _row(
