@@ -617,33 +617,56 @@ fn view(phase: usize, elapsed: f64, interval: &str, now: f64) -> PyResult<Status
     })
 }
 
-macro_rules! controller_decide {
-    ($self:ident, $py:ident, $phase:ident, $elapsed:ident, $queue:ident, $approaching:ident, $gap:ident, $downstream:ident, $interval:ident, $now:ident) => {{
-        let ix = $self.inner.ix.clone();
-        if $phase >= ix.n_phases() {
-            return Err(sig(format!(
-                "intersection '{}': phase {} does not exist",
-                ix.id, $phase
-            )));
+/// The `#[pymethods]` of a pressure controller class: the shared `decide` (queue and
+/// approaching vehicles per movement, optional gaps and downstream occupancy), then the
+/// class's own methods.
+macro_rules! pressure_pymethods {
+    ($ty:ident, $decide_doc:literal; $($methods:tt)*) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $decide_doc]
+            #[pyo3(signature = (phase, elapsed, queue, approaching, gap=None, downstream=None, interval="green", now=0.0))]
+            #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+            fn decide<'py>(
+                &mut self,
+                py: Python<'py>,
+                phase: usize,
+                elapsed: f64,
+                queue: PyReadonlyArray1<'py, f64>,
+                approaching: PyReadonlyArray1<'py, f64>,
+                gap: Option<PyReadonlyArray1<'py, f64>>,
+                downstream: Option<PyReadonlyArray1<'py, f64>>,
+                interval: &str,
+                now: f64,
+            ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
+                let ix = self.inner.ix.clone();
+                if phase >= ix.n_phases() {
+                    return Err(sig(format!(
+                        "intersection '{}': phase {} does not exist",
+                        ix.id, phase
+                    )));
+                }
+                let st = view(phase, elapsed, interval, now)?;
+                let zeros = vec![0.0; ix.n_movements()];
+                let (q, a) = (Some(queue), Some(approaching));
+                let none = None;
+                let det = detector(
+                    ix.n_movements(),
+                    &q,
+                    &a,
+                    &gap,
+                    &downstream,
+                    &none,
+                    &none,
+                    &zeros,
+                )?
+                .expect("queue given");
+                let dec = self.inner.decide_checked(&st, &det)?;
+                Ok((dec.target, dec.pressures.into_pyarray(py), dec.calls))
+            }
+            $($methods)*
         }
-        let st = view($phase, $elapsed, $interval, $now)?;
-        let zeros = vec![0.0; ix.n_movements()];
-        let (q, a) = (Some($queue), Some($approaching));
-        let none = None;
-        let det = detector(
-            ix.n_movements(),
-            &q,
-            &a,
-            &$gap,
-            &$downstream,
-            &none,
-            &none,
-            &zeros,
-        )?
-        .expect("queue given");
-        let dec = $self.inner.decide_checked(&st, &det)?;
-        Ok((dec.target, dec.pressures.into_pyarray($py), dec.calls))
-    }};
+    };
 }
 
 /// Max-pressure decisions.
@@ -653,8 +676,8 @@ pub struct PyMaxPressure {
     inner: MaxPressureController,
 }
 
-#[pymethods]
-impl PyMaxPressure {
+pressure_pymethods! {
+    PyMaxPressure, "-> (requested phase or None, phase pressures, phase calls)";
     #[new]
     #[pyo3(signature = (ix, approach_weight=0.0, switch_margin=0.0, cyclic=false))]
     fn new(
@@ -672,34 +695,6 @@ impl PyMaxPressure {
             inner: MaxPressureController::new(ix.inner.clone(), p)?,
         })
     }
-    /// -> (requested phase or None, phase pressures, phase calls)
-    #[pyo3(signature = (phase, elapsed, queue, approaching, gap=None, downstream=None, interval="green", now=0.0))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn decide<'py>(
-        &mut self,
-        py: Python<'py>,
-        phase: usize,
-        elapsed: f64,
-        queue: PyReadonlyArray1<'py, f64>,
-        approaching: PyReadonlyArray1<'py, f64>,
-        gap: Option<PyReadonlyArray1<'py, f64>>,
-        downstream: Option<PyReadonlyArray1<'py, f64>>,
-        interval: &str,
-        now: f64,
-    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
-        controller_decide!(
-            self,
-            py,
-            phase,
-            elapsed,
-            queue,
-            approaching,
-            gap,
-            downstream,
-            interval,
-            now
-        )
-    }
 }
 
 /// The pressure-actuated hybrid controller.
@@ -709,8 +704,8 @@ pub struct PyPressureActuated {
     inner: PressureActuatedController,
 }
 
-#[pymethods]
-impl PyPressureActuated {
+pressure_pymethods! {
+    PyPressureActuated, "-> (requested phase or None, phase pressures, phase calls)";
     #[new]
     #[pyo3(signature = (ix, approach_weight=0.5, gap_out_s=3.0, switch_ratio=2.0, switch_margin=4.0, max_wait_s=180.0, cyclic=false, fair_green_s=25.0))]
     #[allow(clippy::too_many_arguments)]
@@ -736,33 +731,6 @@ impl PyPressureActuated {
         Ok(PyPressureActuated {
             inner: PressureActuatedController::new(ix.inner.clone(), p)?,
         })
-    }
-    #[pyo3(signature = (phase, elapsed, queue, approaching, gap=None, downstream=None, interval="green", now=0.0))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn decide<'py>(
-        &mut self,
-        py: Python<'py>,
-        phase: usize,
-        elapsed: f64,
-        queue: PyReadonlyArray1<'py, f64>,
-        approaching: PyReadonlyArray1<'py, f64>,
-        gap: Option<PyReadonlyArray1<'py, f64>>,
-        downstream: Option<PyReadonlyArray1<'py, f64>>,
-        interval: &str,
-        now: f64,
-    ) -> PyResult<(Option<usize>, Bound<'py, numpy::PyArray1<f64>>, Vec<bool>)> {
-        controller_decide!(
-            self,
-            py,
-            phase,
-            elapsed,
-            queue,
-            approaching,
-            gap,
-            downstream,
-            interval,
-            now
-        )
     }
 }
 
