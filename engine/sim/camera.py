@@ -12,9 +12,18 @@ Ground truth for the flow-estimation error is read from SUMO in the same steps: 
 counts per lane, speeds of vehicles in view, stopped vehicles in view.
 
 Queue per stage (vehicles under 5 km/h): tracks held over missed detections, halted by
-their along-lane speed (a 2-D speed reads box jitter as motion), and a car halted in the
-shared lane upstream of a left-turn bay split between the left and through stages by the
-share learnt from where such cars went (`TurnBayShare`), not by the flow's turning share.
+their along-lane speed (a 2-D speed reads box jitter as motion), and a car in the shared
+lane upstream of a left-turn bay split between the left and through stages by the share
+learnt from where such cars went (`TurnBayShare`, halted and moving cars apart), not by
+the flow's turning share: left-turners dwell longer there, so they are a larger share of
+the cars present than of the flow (surging, seed 7: ~0.47 of the moving cars on the
+busiest approach against a flow share of ~0.33).
+
+A moving track past its stop line has crossed it (its crossing is counted) and is no
+longer traffic of the approach: the cameras see 20 m beyond the line and the flow lanes
+reach 5 m past it, but SUMO's own per-lane loop (`SumoMeasurer`) drops a vehicle as it
+enters the junction. Kept, such tracks were read as vehicles at the line (expected within
+any horizon), ~+0.3 vehicles on every green's expected discharge.
 """
 
 from __future__ import annotations
@@ -34,8 +43,9 @@ from engine.sim.runner import VIEW_M, SumoMeasurer, stage_lanes
 from engine.sim.scenarios import Approach, Junction, Scenario
 
 IMG_W, IMG_H = 1280, 720
-# queue estimate: a track missed by the detector for up to this long still counts (its
-# speed is the along-lane fit over its recent positions, FlowEstimator._remember)
+# queue and controller measurement: a track missed by the detector for up to this long
+# still counts (its speed is the along-lane fit over its recent positions,
+# FlowEstimator._remember)
 QUEUE_HOLD_S = 1.0
 NEAR_M, FAR_M, HALF_LAT_M = -20.0, VIEW_M, 10.0
 VEH_HEIGHT_M = {"car": 1.5, "bus": 3.0}
@@ -53,8 +63,8 @@ def to_image(lat: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 class TurnBayShare:
-    """The share of left-turners among the vehicles halted in the shared inner lane
-    upstream of a left-turn bay, learnt from the camera's own tracks.
+    """The share of left-turners among the vehicles in the shared inner lane upstream of a
+    left-turn bay, halted or moving, learnt from the camera's own tracks.
 
     Upstream of the bay the inner lane carries left-turners and through vehicles alike, and
     a camera cannot see where a halted car will go. The stop-line counts give the turning
@@ -63,8 +73,11 @@ class TurnBayShare:
     hold the lane. So each track halted in that lane upstream of the bay is remembered with
     the queue state it was seen in — is the bay queued to its entrance? is the inner lane? —
     and once the vehicle is seen well inside the bay section its lane tells its movement and
-    its halted samples go to that state's tally. The share per state is the tally, shrunk
-    towards the stop-line share while it has few samples."""
+    its halted samples go to that state's tally. Moving vehicles there are tallied the same
+    way in four states of their own (index 4 + state): left-turners also dwell longer
+    there while moving (slowed behind the bay's queue), so the flow's share undercounts
+    them. The share per state is the tally, shrunk towards the stop-line share while it
+    has few samples."""
 
     FATE_DEPTH_M = 10.0  # this far inside the bay section a vehicle has chosen its lane
     FULL_MARGIN_M = 15.0  # a lane's queue reaching this close to the bay entrance is full
@@ -74,8 +87,9 @@ class TurnBayShare:
 
     def __init__(self, stopped_mps: float) -> None:
         self.stopped = stopped_mps
-        self.tally: dict[str, np.ndarray] = {}  # approach -> (2 [left, through], 4 states)
-        # approach -> track id -> [halted samples per state (4), last seen ts]
+        # approach -> (2 [left, through], 8 states: 4 halted, then the same 4 moving)
+        self.tally: dict[str, np.ndarray] = {}
+        # approach -> track id -> [samples per state (8), last seen ts]
         self.pending: dict[str, dict[int, list]] = {}
 
     def state(self, bay_m: float, d1, s1, d2, s2) -> int:
@@ -97,11 +111,12 @@ class TurnBayShare:
         m1, m2 = ln == inner, ln == bay
         k = self.state(a.length, d[m1], s[m1], d[m2], s[m2])
         pend = self.pending.setdefault(a.name, {})
-        tally = self.tally.setdefault(a.name, np.zeros((2, 4)))
+        tally = self.tally.setdefault(a.name, np.zeros((2, 8)))
         for tid, lane, dd, ss in zip(ids.tolist(), lanes, d.tolist(), s.tolist(), strict=True):
-            if lane == inner and dd > a.length and ss < self.stopped:
-                p = pend.setdefault(tid, [np.zeros(4), ts])
-                p[0][k] += 1.0
+            if lane == inner and dd > a.length:
+                p = pend.setdefault(tid, [np.zeros(8), ts])
+                # NaN speed (a track too new to have one): not halted
+                p[0][k if ss < self.stopped else 4 + k] += 1.0
                 p[1] = ts
             elif tid in pend and dd < a.length - self.FATE_DEPTH_M:
                 tally[0 if lane == bay else 1] += pend.pop(tid)[0]
@@ -114,7 +129,9 @@ class TurnBayShare:
         if over.any():
             tally[:, over] *= self.MAX_SAMPLES / tot[over]
 
-    def share(self, a: Approach, state: int, prior: float) -> float:
+    def share(self, a: Approach, state: int, prior: float, moving: bool = False) -> float:
+        """Share of left-turners among the halted (or `moving`) vehicles there in `state`."""
+        state = state + 4 if moving else state
         t = self.tally.get(a.name)
         n_l, n = (0.0, 0.0) if t is None else (t[0, state], t[0, state] + t[1, state])
         return (n_l + self.PRIOR_SAMPLES * prior) / (n + self.PRIOR_SAMPLES)
@@ -257,6 +274,7 @@ class CameraMeasurer:
                     m[ln] = k
             self.stage_of_lane[j.tls] = m
         self._last: dict[str, JunctionMeasurement] = {}
+        self.last_truth: dict[str, JunctionMeasurement] | None = None
         self.stopped_mps = self.flow.config.stopped_speed_kmh / 3.6
         self.bay_share = TurnBayShare(self.stopped_mps)
         self._lane_view = {ln: v for v in self.views for ln in v.approach.lanes}
@@ -334,17 +352,19 @@ class CameraMeasurer:
             self.bay_share.observe(v.approach, t, *self.flow.held_tracks(v.cam_id, QUEUE_HOLD_S))
             if gt is not None:
                 self._truth_speed(v, idx, xy, speed)
-        # the controller gets each camera's last frame as is (no lag for its gap-outs); the
-        # queue estimate holds tracks over missed detections and smooths their speeds
-        cur = self.flow.current()
-        held = self.flow.current_tracks(hold_s=QUEUE_HOLD_S) if gt is not None else None
+        # the controller gets the tracks held over missed detections, with along-lane
+        # speeds (FlowEstimator.current_tracks), as the queue estimate does: a camera's last
+        # frame alone misses each vehicle the detector misses in it (3% here), and every
+        # green's expected discharge read low by as much
+        held = self.flow.current_tracks(hold_s=QUEUE_HOLD_S)
         counts = self.flow.counts()
         out = {}
         for j in self.sc.junctions:
-            out[j.tls] = self._measurement(j, t, cur, counts)
-            if gt is not None and held is not None:
-                self._truth_queue(j, self._measurement(j, t, held, counts), gt[j.tls])
+            out[j.tls] = self._measurement(j, t, held, counts)
+            if gt is not None:
+                self._truth_queue(j, out[j.tls], gt[j.tls])
         self._last = out
+        self.last_truth = gt  # SUMO's own measurement of the same step (None without truth)
         # no pruning: the run's error report aggregates the whole run (memory: ~1 GB / h)
         return out
 
@@ -365,13 +385,15 @@ class CameraMeasurer:
             n_left = counts.get(left_lane, 0) if left_lane else 0
             n_thr1 = counts.get(a.lanes[1], 0) if len(a.lanes) > 1 else 0
             p_left = (n_left + 1.0) / (n_left + n_thr1 + 2.0)  # of the flow
-            p_left_halted = p_left  # of the standing queue upstream of the bay
+            # of the halted / moving vehicles in the shared lane upstream of the bay
+            p_left_halted = p_left_moving = p_left
             if left_lane:
                 e = (np.zeros(0), np.zeros(0))
                 d1, s1 = cur.get(a.lanes[1], e)
                 d2, s2 = cur.get(left_lane, e)
                 st = self.bay_share.state(a.length, d1, s1, d2, s2)
                 p_left_halted = self.bay_share.share(a, st, p_left)
+                p_left_moving = self.bay_share.share(a, st, p_left, moving=True)
             for i, ln in enumerate(a.lanes):
                 mv = f"{a.name}_{'L' if a.lane_dirs.get(i, 's') == 'l' else 'T'}"
                 mcounts[mv] = mcounts.get(mv, 0.0) + counts.get(ln, 0)
@@ -380,9 +402,11 @@ class CameraMeasurer:
                 d, s = cur[ln]
                 k = som.get(ln, 0)
                 for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
+                    if dd < 0.0 and not ss < self.stopped_mps:
+                        continue  # moving past the stop line: crossed, gone from the approach
                     if i == 1 and left_lane and dd > a.length and left_lane in som:
                         # upstream of the bay, lane 1 carries both left-turners and through
-                        p = p_left_halted if ss < self.stopped_mps else p_left
+                        p = p_left_halted if ss < self.stopped_mps else p_left_moving
                         rows[som[left_lane]].append((dd, ss, p))
                         rows[k].append((dd, ss, 1.0 - p))
                         mrows.setdefault(f"{a.name}_L", []).append((dd, ss, p))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.sim.controllers import JunctionMeasurement
+from engine.sim.controllers import JunctionMeasurement, StageTraffic
 from engine.sim.runner import movement_id, stage_lanes
 from engine.sim.scenarios import Junction
 
@@ -48,6 +48,18 @@ def demand_flows(design: dict[str, tuple[float, float, float]]) -> dict[str, flo
         out[f"{a}_L"] = lt
         out[f"{a}_R"] = rt
     return out
+
+
+def expected_within(tr: StageTraffic, horizon_s: float) -> float:
+    """Vehicles (weights) of `tr` expected at the stop line within `horizon_s`: moving at
+    its speed; halted after a 1 s start-up at a 6 m/s discharge speed (as
+    engine.sim.controllers.CyclicGap)."""
+    if not len(tr.dist):
+        return 0.0
+    stopped = tr.speed < STOPPED_MPS
+    d = np.maximum(tr.dist, 0.0)
+    eta = np.where(stopped, 1.0 + d / 6.0, d / np.maximum(tr.speed, 0.1))
+    return float(tr.weight[eta <= horizon_s].sum())
 
 
 class SignalDriver:
@@ -119,11 +131,7 @@ class SignalDriver:
                 stopped = tr.speed < STOPPED_MPS
                 queue[i] = float(tr.weight[stopped].sum())
                 appr[i] = float(tr.weight[~stopped].sum())
-                # time to the stop line: moving at its speed; halted after a 1 s start-up
-                # at a 6 m/s discharge speed (as engine.sim.controllers.CyclicGap)
-                d = np.maximum(tr.dist, 0.0)
-                eta = np.where(stopped, 1.0 + d / 6.0, d / np.maximum(tr.speed, 0.1))
-                expected[i] = float(tr.weight[eta <= self.horizon_s].sum())
+                expected[i] = expected_within(tr, self.horizon_s)
                 if np.any((~stopped) & (tr.dist <= GAP_ZONE_M) & (tr.weight > 0.3)):
                     self.last_seen[mv] = m.t
             gap[i] = m.t - self.last_seen[mv]
