@@ -399,7 +399,7 @@ class DualRingController(_DischargeController):
     def __init__(
         self,
         ix: Intersection,
-        max_green_through_s: float = 60.0,
+        max_green_through_s: float = 45.0,
         max_green_left_s: float = 30.0,
         horizon_s: float = 6.0,
         efficiency: float = 0.35,

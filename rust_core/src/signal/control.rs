@@ -667,11 +667,17 @@ pub struct DualRingParams {
 /// split of a shared lane feeds early_left_veh), while early_left_veh ∞ + efficiency 0.35
 /// (these defaults: rings leave their throughs together) gave unbalanced 55.3 s and
 /// surging 124.9 s; `citystream bench signals` checks them on seeds 7–9.
+/// Maximum through green 45 s (was 60): with SUMO's lane detectors over demand seeds
+/// 7–11, surging 113.8 s against 122.2 at 60 s (every seed better), unbalanced 56.8
+/// against 56.7, steady seed 7 37.5 both; through the cameras (the corrected camera
+/// measurement) surging seeds 7 / 9 115.8 / 143.3 against 138.3 / 144.9, unbalanced seeds
+/// 9 / 10 60.5 / 56.8 against 64.4 / 89.8. Under a surge every green runs to its maximum,
+/// and a shorter through maximum serves the lagging lefts before their bays overflow.
 impl Default for DualRingParams {
     fn default() -> Self {
         DualRingParams {
             discharge: DischargeParams {
-                max_green_through_s: 60.0,
+                max_green_through_s: 45.0,
                 max_green_left_s: 30.0,
                 horizon_s: 6.0,
                 efficiency: 0.35,
