@@ -663,7 +663,7 @@ pub struct DualRingParams {
 /// fully independent (early_left_veh 0, efficiency 0.2) 48.8 / 72.9 / 107.2 s;
 /// early_left_veh 5: 49.6 / 62.5 / 100.1 s; early_left_veh 5 + efficiency 0.35
 /// 44.0 / 54.2 / 100.6 s; SUMO actuated 48.4 / 64.5 / 121.1 s in the same runs. Through
-/// the cameras (seed 7) that point gave 47.7 / 87.7 / 132.0 s (the camera's left/through
+/// the cameras (seed 7, before the camera measurement was corrected) that point gave 47.7 / 87.7 / 132.0 s (the camera's left/through
 /// split of a shared lane feeds early_left_veh), while early_left_veh ∞ + efficiency 0.35
 /// (these defaults: rings leave their throughs together) gave unbalanced 55.3 s and
 /// surging 124.9 s; `citystream bench signals` checks them on seeds 7–9.
