@@ -118,9 +118,15 @@ class StreamSettings(BaseModel):
         return opts
 
 
+_TEMP_DATADIRS: dict[str, str] = {}
+
+
 def _temporary_datadir(app_id: str) -> str:
-    d = tempfile.mkdtemp(prefix=f"{app_id}-data-")
-    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    """One temporary data directory per app id and process, removed at exit."""
+    d = _TEMP_DATADIRS.get(app_id)
+    if d is None:
+        d = _TEMP_DATADIRS[app_id] = tempfile.mkdtemp(prefix=f"{app_id}-data-")
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
     return d
 
 
