@@ -31,6 +31,46 @@ def test_scenarios_are_deterministic_and_safe(tmp_path):
     assert "G" not in r and set(y) <= {"y", "r"}
 
 
+def _build_in(args):
+    kind, out = args
+    sc = build(kind, out, end_s=300)
+    return sc.n_vehicles, len(sc.junctions)
+
+
+def test_parallel_builds_share_one_directory(tmp_path):
+    """run_many's processes build the same scenario files in one directory at once: each
+    must read whole files (CI once read a net another process was still writing)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(k, str(tmp_path)) for k in ("steady", "surging", "arterial", "unbalanced") * 3]
+    with ProcessPoolExecutor(max_workers=4) as ex:
+        got = list(ex.map(_build_in, jobs))
+    alone = {k: _build_in((k, str(tmp_path / "alone"))) for k in ("steady", "arterial")}
+    assert got[0] == got[4] == got[8] == alone["steady"]
+    assert got[2] == got[6] == got[10] == alone["arterial"]
+    assert got[2][1] == 5 and got[0][1] == 1
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_scenario_files_appear_only_when_whole(tmp_path, monkeypatch):
+    """netgenerate writes its net under a private name; the shared name appears only
+    after it has finished (what another process checks before reading it)."""
+    import engine.sim.scenarios as S
+
+    real_run = S.subprocess.run
+    seen = []
+
+    def run(args, **kw):
+        out = real_run(args, **kw)
+        seen.append((tmp_path / "single.net.xml").exists())
+        return out
+
+    monkeypatch.setattr(S.subprocess, "run", run)
+    build("steady", tmp_path, end_s=60)
+    assert seen == [False]
+    assert (tmp_path / "single.net.xml").exists()
+
+
 def test_camera_closed_loop_against_sumo(tmp_path):
     spec = RunSpec(
         "steady",

@@ -32,6 +32,20 @@ SPEED_MPS = 13.89
 DEMAND_KINDS = ("steady", "unbalanced", "surging")
 
 
+def _tmp_beside(path: Path) -> Path:
+    """A private file name next to `path`: scenario files are shared by the processes of
+    `run_many`, so each is written under its own name and moved into place atomically
+    (another process never reads a half-written net, program or route file)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _write_xml(root: ET.Element, path: Path) -> None:
+    ET.indent(root)
+    tmp = _tmp_beside(path)
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
 def sumo_binary(name: str) -> str:
     import sumolib
 
@@ -84,6 +98,7 @@ class Scenario:
 
 
 def _netgenerate(out: Path, arterial: bool) -> None:
+    tmp = _tmp_beside(out)
     args = [
         sumo_binary("netgenerate"),
         "--grid",
@@ -108,7 +123,7 @@ def _netgenerate(out: Path, arterial: bool) -> None:
         "--no-warnings",
         "true",
         "-o",
-        str(out),
+        str(tmp),
     ]
     if arterial:
         args += [
@@ -124,6 +139,7 @@ def _netgenerate(out: Path, arterial: bool) -> None:
     else:
         args += ["--grid.number", "1", "--grid.attach-length", "300"]
     subprocess.run(args, check=True, capture_output=True)
+    os.replace(tmp, out)
 
 
 def _junctions(net_path: Path) -> list[Junction]:
@@ -244,8 +260,7 @@ def write_programs(path: Path, junctions: list[Junction]) -> None:
                 y, r = transition_states(st, nxt)
                 ET.SubElement(tl, "phase", duration=str(YELLOW_S), state=y)
                 ET.SubElement(tl, "phase", duration=str(ALL_RED_S), state=r)
-    ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    _write_xml(root, path)
 
 
 # Demand per approach and movement, veh/h: (through, left, right).
@@ -418,8 +433,7 @@ def _write_routes(
             departLane="best",
             departSpeed="max",
         )
-    ET.indent(root)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    _write_xml(root, path)
     return len(vehicles), through_ids, departures
 
 
