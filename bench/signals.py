@@ -256,7 +256,7 @@ def run(quick: bool = False) -> SuiteResult:
         "'ours' rows: one configuration for every scenario (defaults of engine.signal.DualRingController / CyclicGapController / engine.sim.evaluate.hybrid); "
         "'· cameras' = decisions from projected detections → engine.Pipeline → engine.flow; '· lane detectors' = SUMO lane truth in the last 150 m; "
         "SUMO programs and the Python controllers: yellow 3 s, all-red 2 s; engine.signal controllers: yellow 3.4 s (its ITE minimum at 50 km/h is 3.28 s), all-red 2 s, its own safety state machine; every run steps SUMO at 0.2 s; "
-        "DualRingController: 8 phases (NS_L, N_TL, S_TL, NS_T and the same for E/W), each ring gaps out on its own expected discharge, lefts lag, the rings leave their throughs together (a ring whose through is done keeps it green while the other ring's through still discharges)"
+        "DualRingController: 8 phases (NS_L, N_TL, S_TL, NS_T and the same for E/W), each ring gaps out on its own expected discharge (through maximum 60 s, left 30 s), lefts lag, the rings leave their throughs together (a ring whose through is done keeps it green while the other ring's through still discharges) unless its lagging left has ≥ 9 halted vehicles (a bay spilling into the shared lane): then that left goes beside its own through"
     )
     bys = _by_seed(rows)
     ts = res.table(

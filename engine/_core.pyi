@@ -399,7 +399,7 @@ class DualRingController(_DischargeController):
     def __init__(
         self,
         ix: Intersection,
-        max_green_through_s: float = 45.0,
+        max_green_through_s: float = 60.0,
         max_green_left_s: float = 30.0,
         horizon_s: float = 6.0,
         efficiency: float = 0.35,
@@ -408,6 +408,7 @@ class DualRingController(_DischargeController):
         lead_left_veh: float = ...,
         early_left_veh: float = ...,
         count_right_lanes: bool = False,
+        early_left_queue_veh: float = 9.0,
     ) -> None: ...
     @property
     def groups(self) -> list[list[str]]: ...

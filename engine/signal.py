@@ -741,8 +741,9 @@ class DualRingController(_DischargeDecider):
     other barrier group is called, the barrier is crossed. Lefts lag the throughs unless
     a left has ≥ `lead_left_veh` vehicles in range when its group starts. A ring whose
     through is done moves to its lagging left while the other ring still runs only if
-    that left has ≥ `early_left_veh` vehicles; otherwise it keeps the through green (the
-    barrier is held anyway) and both rings move together.
+    that left has ≥ `early_left_veh` vehicles (queue + approaching) or ≥
+    `early_left_queue_veh` halted ones (its bay queued towards the shared lane); otherwise
+    it keeps the through green (the barrier is held anyway) and both rings move together.
     `count_right_lanes=False` when right turns share the outer through lane.
     `Decision.pressures` holds the 8 movement groups' demand (`groups` names them).
     The safety machine enforces minimum green, clearances and its own maximum green."""
@@ -750,7 +751,7 @@ class DualRingController(_DischargeDecider):
     def __init__(
         self,
         ix: Intersection,
-        max_green_through_s: float = 45.0,
+        max_green_through_s: float = 60.0,
         max_green_left_s: float = 30.0,
         horizon_s: float = 6.0,
         efficiency: float = 0.35,
@@ -759,6 +760,7 @@ class DualRingController(_DischargeDecider):
         lead_left_veh: float = float("inf"),
         early_left_veh: float = float("inf"),
         count_right_lanes: bool = False,
+        early_left_queue_veh: float = 9.0,
     ):
         self.ix = ix
         self.core = _core.DualRingController(
@@ -772,6 +774,7 @@ class DualRingController(_DischargeDecider):
             lead_left_veh,
             early_left_veh,
             count_right_lanes,
+            early_left_queue_veh,
         )
 
     @property

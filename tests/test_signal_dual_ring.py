@@ -97,6 +97,23 @@ def test_done_ring_keeps_its_through_unless_its_left_queue_is_long(ix):
     assert d.target_name == "NS_L"
 
 
+def test_done_ring_serves_its_left_early_when_its_bay_queue_is_long(ix):
+    # S_T has gapped out while N_T still discharges; N_L: 3 halted, 6 more approaching
+    st = DetectorState.from_mappings(
+        ix,
+        queue={"N_T": 6, "N_L": 3, "E_T": 3},
+        approaching={"N_L": 6},
+        expected={"N_T": 4, "N_L": 2},
+    )
+    # 9 in range but only 3 halted: the lagging left will clear them, S_T stays green
+    hold = DualRingController(ix, early_left_queue_veh=4.0).decide(st, "NS_T", 20.0, now=20.0)
+    assert hold.target is None
+    go = DualRingController(ix, early_left_queue_veh=3.0).decide(st, "NS_T", 20.0, now=20.0)
+    assert go.target_name == "N_TL"  # 3 halted reach the bay threshold: the left goes now
+    either = DualRingController(ix, early_left_veh=9.0, early_left_queue_veh=4.0)
+    assert either.decide(st, "NS_T", 20.0, now=20.0).target_name == "N_TL"
+
+
 def test_decide_and_bad_input(ix):
     ctl = DualRingController(ix)
     d = ctl.decide(
@@ -120,6 +137,7 @@ def test_decide_and_bad_input(ix):
         {"lead_left_veh": math.nan},
         {"lead_left_veh": -1.0},
         {"early_left_veh": math.nan},
+        {"early_left_queue_veh": -2.0},
     ):
         name = next(iter(bad))
         with pytest.raises(SignalConstraintError, match=rf"'dr1'.*{name}"):

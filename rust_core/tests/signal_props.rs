@@ -584,10 +584,13 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
         0.0f64..3.0,
         prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
         any::<bool>(),
-        prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
+        (
+            prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
+            prop_oneof![Just(f64::INFINITY), 0.0f64..12.0],
+        ),
     )
         .prop_map(
-            |(mt, ml, h, eff, call, lead, right, early)| DualRingParams {
+            |(mt, ml, h, eff, call, lead, right, (early, early_q))| DualRingParams {
                 discharge: DischargeParams {
                     max_green_through_s: mt,
                     max_green_left_s: ml,
@@ -598,6 +601,7 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
                 },
                 lead_left_veh: lead,
                 early_left_veh: early,
+                early_left_queue_veh: early_q,
                 count_right_lanes: right,
             },
         )

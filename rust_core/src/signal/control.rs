@@ -653,31 +653,37 @@ pub struct DualRingParams {
     /// ring still runs only if the left has at least this many vehicles in range; else
     /// it keeps its through green until both rings are done (0 = rings fully independent).
     pub early_left_veh: f64,
+    /// The same move is also made when the lagging left has at least this many *halted*
+    /// vehicles (∞ = never): a left-turn bay queued to its entrance spills into the shared
+    /// lane and blocks the through beside it, so its left is served now rather than after
+    /// the other ring. Halted vehicles, not approaching ones, so a left that the lagging
+    /// phase will clear does not cut the through.
+    pub early_left_queue_veh: f64,
     /// Count the right-turn lanes in a through group's discharge threshold (false when
     /// right turns share the outer through lane).
     pub count_right_lanes: bool,
 }
 
-/// Defaults: one configuration for every scenario. Chosen in SUMO (engine.sim, 3600 s,
-/// lane detectors, demand seeds 7–9, mean delay steady / unbalanced / surging): rings
-/// fully independent (early_left_veh 0, efficiency 0.2) 48.8 / 72.9 / 107.2 s;
-/// early_left_veh 5: 49.6 / 62.5 / 100.1 s; early_left_veh 5 + efficiency 0.35
-/// 44.0 / 54.2 / 100.6 s; SUMO actuated 48.4 / 64.5 / 121.1 s in the same runs. Through
-/// the cameras (seed 7, before the camera measurement was corrected) that point gave 47.7 / 87.7 / 132.0 s (the camera's left/through
-/// split of a shared lane feeds early_left_veh), while early_left_veh ∞ + efficiency 0.35
-/// (these defaults: rings leave their throughs together) gave unbalanced 55.3 s and
-/// surging 124.9 s; `citystream bench signals` checks them on seeds 7–9.
-/// Maximum through green 45 s (was 60): with SUMO's lane detectors over demand seeds
-/// 7–11, surging 113.8 s against 122.2 at 60 s (every seed better), unbalanced 56.8
-/// against 56.7, steady seed 7 37.5 both; through the cameras (the corrected camera
-/// measurement) surging seeds 7 / 9 115.8 / 143.3 against 138.3 / 144.9, unbalanced seeds
-/// 9 / 10 60.5 / 56.8 against 64.4 / 89.8. Under a surge every green runs to its maximum,
-/// and a shorter through maximum serves the lagging lefts before their bays overflow.
+/// Defaults: one configuration for every scenario, chosen in SUMO through the cameras
+/// (engine.sim, 3600 s, `run_many` RunSpecs, mean delay over demand seeds 7–11, SUMO
+/// actuated unbalanced 63.8 s / surging 127.6 s in the same scenarios):
+/// maximum through green 60 s with the bay-spillback early left at 9 halted vehicles gave
+/// unbalanced 50.8 s (−20%) / surging 111.5 s (−13%); at 8 halted 52.0 / 116.7; a
+/// demand-counted early left (`early_left_veh` 10) 56.1 / 105.6; the previous defaults
+/// (maximum through 45 s, no early left) gave 61.9 / 113.4 on seeds 7–9 (actuated 64.5 /
+/// 121.1), and a 60 s maximum without early lefts 52.5 / 122.7 there: long through greens
+/// serve unbalanced demand, but under a surge the long cycle overflows the left-turn bays
+/// into the shared lane unless those lefts go beside their own through. Steady demand
+/// with these defaults: 38.7 s against actuated 48.4 (seeds 7–9). Earlier, with SUMO's lane
+/// detectors, `early_left_veh` 5 + efficiency 0.35 gave 44.0 / 54.2 / 100.6 s on seeds 7–9,
+/// but through the cameras a demand-counted early left misfires on the camera's
+/// left/through split of the shared lane; halted vehicles in and behind the bay are what
+/// the camera measures best.
 impl Default for DualRingParams {
     fn default() -> Self {
         DualRingParams {
             discharge: DischargeParams {
-                max_green_through_s: 45.0,
+                max_green_through_s: 60.0,
                 max_green_left_s: 30.0,
                 horizon_s: 6.0,
                 efficiency: 0.35,
@@ -686,6 +692,7 @@ impl Default for DualRingParams {
             },
             lead_left_veh: f64::INFINITY,
             early_left_veh: f64::INFINITY,
+            early_left_queue_veh: 9.0,
             count_right_lanes: false,
         }
     }
@@ -712,6 +719,8 @@ pub struct DualRingController {
     pub params: DualRingParams,
     /// Σ (queue + approaching) per movement group at the last decision.
     pub demand: Vec<f64>,
+    /// Σ queue (halted vehicles) per movement group at the last decision.
+    pub queue: Vec<f64>,
     /// Expected discharge within h per movement group at the last decision.
     pub expected: Vec<f64>,
     /// Per-phase calls (for the machine's maximum-green fallback).
@@ -738,6 +747,7 @@ impl DualRingController {
         for (what, v) in [
             ("lead_left_veh", params.lead_left_veh),
             ("early_left_veh", params.early_left_veh),
+            ("early_left_queue_veh", params.early_left_queue_veh),
         ] {
             if v.is_nan() || v < 0.0 {
                 return Err(CoreError::Signal(format!(
@@ -833,6 +843,7 @@ impl DualRingController {
             ix,
             params,
             demand: vec![0.0; N_GROUPS],
+            queue: vec![0.0; N_GROUPS],
             expected: vec![0.0; N_GROUPS],
             calls: vec![false; np],
             group_movements,
@@ -906,8 +917,9 @@ impl DualRingController {
         let ix = &*self.ix;
         let pr = &self.params;
         for gi in 0..N_GROUPS {
-            let (mut dem, mut exp) = (0.0, 0.0);
+            let (mut dem, mut q, mut exp) = (0.0, 0.0, 0.0);
             for &m in &self.group_movements[gi] {
+                q += d.queue[m];
                 dem += d.queue[m] + d.approaching[m];
                 exp += match d.expected {
                     Some(e) => e[m],
@@ -915,6 +927,7 @@ impl DualRingController {
                 };
             }
             self.demand[gi] = dem;
+            self.queue[gi] = q;
             self.expected[gi] = exp;
             self.group_called[gi] = pr.discharge.called(dem);
         }
@@ -958,7 +971,8 @@ impl DualRingController {
         let mut r1 = self.ring_next(g, 1, s1, now, maxed);
         // A ring whose through is done keeps it green (free: the other ring holds the
         // barrier) instead of moving to its lagging left alone, unless that left has at
-        // least `early_left_veh` vehicles; when both rings are done they move together.
+        // least `early_left_veh` vehicles (or `early_left_queue_veh` halted); when both
+        // rings are done they move together.
         let busy0 = r0 == Some(s0);
         let busy1 = r1 == Some(s1);
         let early = |slot: usize, next: Option<usize>, left: usize, other_busy: bool| {
@@ -967,6 +981,7 @@ impl DualRingController {
                 && other_busy
                 && !maxed
                 && self.demand[left] < pr.early_left_veh
+                && self.queue[left] < pr.early_left_queue_veh
         };
         if early(s0, r0, group_index(g, 0, 0), busy1) {
             r0 = Some(s0);
