@@ -108,3 +108,20 @@ def test_corridor_bandwidth_known_answers():
     # the balanced optimum equals the exhaustive one over 1 s offsets
     grid = [min(bandwidth([0.0, float(o)], g, x, v, c)) for o in range(60)]
     assert min(b) == max(grid)
+
+
+def test_signal_seeds_cli_runs_each_seed(tmp_path, capsys):
+    import json
+
+    from bench.signal_seeds import main
+
+    args = ["--controller", "actuated", "--measure", "sumo", "--kinds", "steady"]
+    args += ["--seeds", "7,8", "--end", "90", "--work", str(tmp_path), "--workers", "1"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    runs = [json.loads(x) for x in lines if x.startswith("{")]
+    assert [r["seed"] for r in runs] == [7, 8]
+    assert all(r["teleports"] == 0 and r["mean_delay_s"] > 0 for r in runs)
+    assert runs[0]["mean_delay_s"] != runs[1]["mean_delay_s"]  # two demand draws
+    with pytest.raises(SystemExit):
+        main(["--params", "[1]"])
