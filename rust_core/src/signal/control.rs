@@ -674,8 +674,9 @@ pub struct DualRingParams {
 /// 121.1), and a 60 s maximum without early lefts 52.5 / 122.7 there: long through greens
 /// serve unbalanced demand, but under a surge the long cycle overflows the left-turn bays
 /// into the shared lane unless those lefts go beside their own through. Steady demand
-/// with these defaults: 38.7 s against actuated 48.4 (seeds 7–9). Earlier, with SUMO's lane
-/// detectors, `early_left_veh` 5 + efficiency 0.35 gave 44.0 / 54.2 / 100.6 s on seeds 7–9,
+/// with these defaults: 40.2 s against actuated 48.4 (seeds 7–9, `citystream bench
+/// signals`). Earlier, with SUMO's lane detectors, `early_left_veh` 5 + efficiency 0.35
+/// gave 44.0 / 54.2 / 100.6 s on seeds 7–9,
 /// but through the cameras a demand-counted early left misfires on the camera's
 /// left/through split of the shared lane; halted vehicles in and behind the bay are what
 /// the camera measures best.
