@@ -676,10 +676,9 @@ pub struct DualRingParams {
 /// into the shared lane unless those lefts go beside their own through. Steady demand
 /// with these defaults: 40.2 s against actuated 48.4 (seeds 7–9, `citystream bench
 /// signals`). Earlier, with SUMO's lane detectors, `early_left_veh` 5 + efficiency 0.35
-/// gave 44.0 / 54.2 / 100.6 s on seeds 7–9,
-/// but through the cameras a demand-counted early left misfires on the camera's
-/// left/through split of the shared lane; halted vehicles in and behind the bay are what
-/// the camera measures best.
+/// gave 44.0 / 54.2 / 100.6 s on seeds 7–9, but through the cameras a demand-counted early
+/// left misfires on the camera's left/through split of the shared lane; halted vehicles in
+/// and behind the bay are what the camera measures best.
 impl Default for DualRingParams {
     fn default() -> Self {
         DualRingParams {
