@@ -69,7 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                     "measure": a.measure,
                     "mean_delay_s": round(r["mean_delay_s"], 2),
                     "teleports": r["teleports"],
-                    "queue_mae_veh": fe.get("queue_mae_veh"),
+                    **{
+                        k: fe.get(k)
+                        for k in (
+                            "queue_lane_mae_veh",
+                            "queue_approach_mae_veh",
+                            "queue_stage_mae_veh",
+                            "segment_speed_pct",
+                        )
+                    },
                 }
             ),
             flush=True,

@@ -153,7 +153,10 @@ class FlowEstimator:
         self._c_pcu: list[float] = []
         # presence samples per camera: frames and samples
         self._frames: dict[str, list[float]] = {}
-        self._s: dict[str, tuple[list[int], list[int], list[float], list[float], list[float]]] = {}
+        # per camera: frame index, lane index, distance to the stop line m, speed m/s,
+        # length m, and for Edie's space-mean speed the metres advanced towards the line
+        # since the track's previous observation and the seconds since (0 when none)
+        self._s: dict[str, tuple[list, list, list, list, list, list, list]] = {}
         self._last: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}
         # per camera: track id -> (last seen ts, lane index, distance m, smoothed speed m/s)
         self._mem: dict[str, dict[int, tuple[float, int, float, float, list]]] = {}
@@ -213,6 +216,9 @@ class FlowEstimator:
             raise InputError(
                 f"camera {camera_id!r}: positions must be finite, speeds >= 0 or NaN (unknown)"
             )
+        ids = None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1)
+        if ids is not None and len(ids) != len(xy):
+            raise InputError(f"camera {camera_id!r}: {len(xy)} positions but {len(ids)} ids")
         sp_raw, sp = sp, np.nan_to_num(sp, nan=0.0)
         frames = self._frames.setdefault(camera_id, [])
         if frames and ts < frames[-1]:
@@ -247,18 +253,21 @@ class FlowEstimator:
         vi = np.nonzero(has)[0]
         lanes = ci[best[vi]]
         d = dist[vi, best[vi]]
-        s = self._s.setdefault(camera_id, ([], [], [], [], []))
+        spv = sp[vi]
+        adv = dt = [0.0] * len(vi)
+        if ids is not None:
+            v_along, adv, dt = self._remember(camera_id, ts, ids[vi].tolist(), lanes, d, sp_raw[vi])
+            # queues judge "halted" on the along-lane speed, as the controllers' view does
+            spv = np.where(np.isfinite(v_along), v_along, spv)
+        s = self._s.setdefault(camera_id, ([], [], [], [], [], [], []))
         s[0].extend([f] * len(vi))
         s[1].extend(lanes.tolist())
         s[2].extend(d.tolist())
-        s[3].extend(sp[vi].tolist())
+        s[3].extend(spv.tolist())
         s[4].extend(lens[vi].tolist())
+        s[5].extend(adv)
+        s[6].extend(dt)
         self._last[camera_id] = (ts, lanes, d, sp[vi])
-        if track_ids is not None:
-            ids = np.asarray(track_ids, np.int64).reshape(-1)
-            if len(ids) != len(xy):
-                raise InputError(f"camera {camera_id!r}: {len(xy)} positions but {len(ids)} ids")
-            self._remember(camera_id, ts, ids[vi].tolist(), lanes, d, sp_raw[vi])
 
     _MEM_KEEP_S = 5.0
     # Queue speeds: the along-lane velocity fitted to a track's distances to the stop line
@@ -275,8 +284,14 @@ class FlowEstimator:
         lanes: np.ndarray,
         d: np.ndarray,
         sp: np.ndarray,
-    ) -> None:
+    ) -> tuple[np.ndarray, list[float], list[float]]:
+        """Updates each track's memory; per row: its along-lane speed (m/s, NaN while
+        unknown), the metres it advanced towards the stop line since its previous
+        observation and the seconds since (both 0 for a new track)."""
         mem = self._mem.setdefault(camera_id, {})
+        v_out: list[float] = []
+        adv: list[float] = []
+        dts: list[float] = []
         for tid, ln, dd, v in zip(ids, lanes.tolist(), d.tolist(), sp.tolist(), strict=True):
             w = self.QUEUE_SPEED_WINDOW_S
             old = mem.get(tid)
@@ -291,8 +306,16 @@ class FlowEstimator:
                 # of a halted far-away vehicle reads as a few km/h on a single frame pair)
                 v = 0.7 * old[3] + 0.3 * v
             mem[tid] = (ts, ln, dd, v, hist)
+            v_out.append(v)
+            if fresh and ts > old[0]:
+                adv.append(old[2] - dd)
+                dts.append(ts - old[0])
+            else:
+                adv.append(0.0)
+                dts.append(0.0)
         for tid in [k for k, x in mem.items() if ts - x[0] > self._MEM_KEEP_S]:
             del mem[tid]
+        return np.asarray(v_out, np.float64), adv, dts
 
     def current_tracks(self, hold_s: float = 0.6) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """lane id -> (distances m, along-lane speeds m/s, NaN while a track is too new to
@@ -383,7 +406,7 @@ class FlowEstimator:
             s = self._s.get(cam)
             if s:
                 j = int(np.searchsorted(s[0], k))
-                self._s[cam] = ([f - k for f in s[0][j:]], s[1][j:], s[2][j:], s[3][j:], s[4][j:])
+                self._s[cam] = ([f - k for f in s[0][j:]], *(c[j:] for c in s[1:]))
 
     # ---- aggregation ---------------------------------------------------------------------
     def _edges(self, window_s: float | None, start: float | None, end: float | None) -> np.ndarray:
@@ -497,11 +520,16 @@ class FlowEstimator:
         )
         acc: dict[str, np.ndarray] = {k: np.full(ng * nw, np.nan) for k in keys}
         wsum = np.zeros(ng * nw)
+        # Edie's space-mean speed (total distance travelled / total time spent in the
+        # segment) where tracks are known: unbiased, unlike a mean of per-vehicle speeds,
+        # each of which reads a halted car's box jitter as some motion
+        e_adv = np.zeros(ng * nw)
+        e_dt = np.zeros(ng * nw)
         for cam, frames in self._frames.items():
             lane_ids = [i for i, c in enumerate(self._lane_cam) if c in (None, cam)]
             if not lane_ids or not frames:
                 continue
-            s = self._s.get(cam, ([], [], [], [], []))
+            s = self._s.get(cam, ([], [], [], [], [], [], []))
             remap = {li: k for k, li in enumerate(lane_ids)}
             lanes = np.array([remap[x] for x in s[1]], np.uint32)
             cfg = self.config
@@ -520,6 +548,16 @@ class FlowEstimator:
                 stopped_mps=cfg.stopped_speed_kmh / 3.6,
                 queue_gap_m=cfg.queue_gap_m,
             )
+            dt = np.asarray(s[6], np.float64)
+            f_idx = np.asarray(s[0], np.int64)
+            d_s = np.asarray(s[2], np.float64)
+            lane_g = np.asarray(s[1], np.int64)
+            wi = np.searchsorted(edges, np.asarray(frames, np.float64)[f_idx], side="right") - 1
+            m = (dt > 0) & (d_s >= 0) & (d_s <= self._obs_m[lane_g]) & (wi >= 0) & (wi < nw)
+            if m.any():
+                r = group_of_lane[lane_g[m]].astype(np.int64) * nw + wi[m]
+                e_adv += np.bincount(r, np.asarray(s[5], np.float64)[m], ng * nw)
+                e_dt += np.bincount(r, dt[m], ng * nw)
             n = len(p["occupancy"])
             nl = np.bincount(group_of_lane[lane_ids], minlength=ng).astype(float)[: n // nw]
             w = np.repeat(nl, nw)  # lanes of this camera in each group
@@ -542,6 +580,8 @@ class FlowEstimator:
                         + np.nan_to_num(a) * w / np.maximum(wsum[:n] + w, 1e-9),
                     )
             wsum[:n] += w
+        ok = e_dt > 0
+        acc["segment_speed_kmh"][ok] = np.maximum(e_adv[ok] / e_dt[ok], 0.0) * 3.6
         return acc
 
     def lane_flows(

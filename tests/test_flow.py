@@ -258,3 +258,30 @@ def test_queue_speed_is_along_the_lane_so_jitter_does_not_move_a_halted_car():
     assert fe.current()["N1"][1].tolist() == [0.0]  # the raw frame keeps its 0 for unknown
     with pytest.raises(InputError):
         fe.add_tracks("cam", 2.8, np.array([[0.0, 50.0]]), np.array([np.inf]), track_ids=[3])
+
+
+def test_lane_flows_read_tracks_along_the_lane_queue_and_edie_speed():
+    """With track ids, the aggregates read tracks as the controllers do: three halted cars
+    whose boxes jitter (the tracker says 2 m/s, above the 5 km/h queue threshold) queue,
+    and the segment speed is Edie's (distance travelled / time spent), so the jitter does
+    not add up to motion. Without ids, the tracker's speeds are all there is."""
+    rng = np.random.default_rng(3)
+    with_ids, without = est(), est()
+    n = 20
+    for f in range(n):
+        t = 0.2 * f
+        xy = [[rng.normal(0.0, 0.3), d + rng.normal(0.0, 0.4)] for d in (5.0, 12.0, 19.0)]
+        xy.append([0.0, 95.0 - 8.0 * t])  # one car driving at 8 m/s
+        sp = np.array([2.0, 2.0, 2.0, 8.0])
+        with_ids.add_tracks("cam", t, np.array(xy), sp, track_ids=[1, 2, 3, 4])
+        without.add_tracks("cam", t, np.array(xy), sp)
+    a = with_ids.lane_flows(start=0, end=10).row(0, named=True)
+    b = without.lane_flows(start=0, end=10).row(0, named=True)
+    # queue: the along-lane fit needs 0.6 s of a track (40% of its 1.5 s window), so the
+    # first three frames have only the tracker's 2 m/s
+    assert a["queue_mean_veh"] == pytest.approx(3 * (n - 3) / n)
+    assert b["queue_mean_veh"] == 0.0
+    # Edie: 8 m/s · 3.8 s over 4 cars · 3.8 s = 2 m/s, plus the halted cars' net jitter
+    # (their first minus last positions, ~0.4·√2 m each, over 15.2 vehicle-seconds)
+    assert a["segment_speed_kmh"] == pytest.approx(7.2, abs=0.5)
+    assert b["segment_speed_kmh"] == pytest.approx((3 * 2.0 + 8.0) / 4 * 3.6)

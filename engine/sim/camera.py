@@ -235,10 +235,12 @@ class FlowTruth:
 
     speed_sum: dict[str, float] = field(default_factory=dict)
     speed_n: dict[str, int] = field(default_factory=dict)
-    est_speed_sum: dict[str, float] = field(default_factory=dict)
-    est_speed_n: dict[str, int] = field(default_factory=dict)
-    queue_abs_err: list[float] = field(default_factory=list)
+    queue_abs_err: list[float] = field(default_factory=list)  # per stage
     queue_true: list[float] = field(default_factory=list)
+    lane_abs_err: list[float] = field(default_factory=list)
+    lane_true: list[float] = field(default_factory=list)
+    approach_abs_err: list[float] = field(default_factory=list)
+    approach_true: list[float] = field(default_factory=list)
 
 
 class CameraMeasurer:
@@ -278,6 +280,7 @@ class CameraMeasurer:
         self.stopped_mps = self.flow.config.stopped_speed_kmh / 3.6
         self.bay_share = TurnBayShare(self.stopped_mps)
         self._lane_view = {ln: v for v in self.views for ln in v.approach.lanes}
+        self._obs_m = {ln.id: ln.observed_m for ln in self.flow.lanes}
 
     # ---- projection ---------------------------------------------------------------------
     def _vehicles(self):
@@ -378,6 +381,7 @@ class CameraMeasurer:
         """Per-stage and per-movement traffic of junction `j` from lane tracks `cur`."""
         rows: list[list[tuple[float, float, float]]] = [[] for _ in j.stage_states]
         mrows: dict[str, list[tuple[float, float, float]]] = {}
+        lrows: dict[str, list[tuple[float, float, float]]] = {}
         mcounts: dict[str, float] = {}
         som = self.stage_of_lane[j.tls]
         for a in j.approaches:
@@ -404,6 +408,7 @@ class CameraMeasurer:
                 for dd, ss in zip(d.tolist(), s.tolist(), strict=True):
                     if dd < 0.0 and not ss < self.stopped_mps:
                         continue  # moving past the stop line: crossed, gone from the approach
+                    lrows.setdefault(ln, []).append((dd, ss, 1.0))
                     if i == 1 and left_lane and dd > a.length and left_lane in som:
                         # upstream of the bay, lane 1 carries both left-turners and through
                         p = p_left_halted if ss < self.stopped_mps else p_left_moving
@@ -426,32 +431,45 @@ class CameraMeasurer:
             stage_lanes(j),
             {mv: traffic(r) for mv, r in mrows.items()},
             mcounts,
+            {ln: traffic(r) for ln, r in lrows.items()},
         )
 
     def _truth_speed(self, v: CameraView, idx: np.ndarray, xy, speed) -> None:
+        """SUMO's speeds of the vehicles in each lane's observed segment this frame (the
+        flow estimate's segment speed is checked against their mean, see `errors`)."""
         a = v.approach
         rel = xy[idx] - np.asarray(a.stop_xy)
         dist = -(rel[:, 0] * a.heading[0] + rel[:, 1] * a.heading[1])
-        m = (dist >= 0) & (dist <= VIEW_M - 10)
+        lat = rel[:, 0] * v.right[0] + rel[:, 1] * v.right[1]
+        lane = np.abs(lat[:, None] - np.asarray(v.lane_lat)[None]).argmin(1)
+        seg = np.array([self._obs_m[ln] for ln in a.lanes])[lane]
+        m = (dist >= 0) & (dist <= seg)
         ft = self.ft
         ft.speed_sum[v.cam_id] = ft.speed_sum.get(v.cam_id, 0.0) + float(speed[idx][m].sum())
         ft.speed_n[v.cam_id] = ft.speed_n.get(v.cam_id, 0) + int(m.sum())
-        # the tracks of this frame with their along-lane speeds (the tracker's 2-D speed
-        # reads a halted car's box jitter as motion: +10-20% on this mean)
-        _, _, wd, sp = self.flow.held_tracks(v.cam_id, hold_s=0.0)
-        if len(wd):
-            mm = (wd >= 0) & (wd <= VIEW_M - 10) & np.isfinite(sp)
-            ft.est_speed_sum[v.cam_id] = ft.est_speed_sum.get(v.cam_id, 0.0) + float(sp[mm].sum())
-            ft.est_speed_n[v.cam_id] = ft.est_speed_n.get(v.cam_id, 0) + int(mm.sum())
 
     def _truth_queue(
         self, j: Junction, est: JunctionMeasurement, truth: JunctionMeasurement
     ) -> None:
+        """Halted (< 5 km/h) vehicles within the view, cameras vs SUMO, at three levels:
+        per lane and per approach (what the flow estimate measures), and per stage (what
+        the controller weighs, which also needs each car's turn: a halted car in the
+        shared lane upstream of a bay is split by the learnt share)."""
+        ft, stop = self.ft, 5.0 / 3.6
         for k in range(len(j.stage_states)):
-            q_true = truth.queue(k, 5.0 / 3.6)
-            q_est = est.queue(k, 5.0 / 3.6)
-            self.ft.queue_abs_err.append(abs(q_est - q_true))
-            self.ft.queue_true.append(q_true)
+            q_true = truth.queue(k, stop)
+            ft.queue_abs_err.append(abs(est.queue(k, stop) - q_true))
+            ft.queue_true.append(q_true)
+        for a in j.approaches:
+            a_true = a_est = 0.0
+            for ln in a.lanes:
+                q_true, q_est = truth.lane_queue(ln, stop), est.lane_queue(ln, stop)
+                ft.lane_abs_err.append(abs(q_est - q_true))
+                ft.lane_true.append(q_true)
+                a_true += q_true
+                a_est += q_est
+            ft.approach_abs_err.append(abs(a_est - a_true))
+            ft.approach_true.append(a_true)
 
     def errors(self) -> dict[str, float]:
         """Flow-estimation error against SUMO: volume (stop-line counts), mean speed of
@@ -472,7 +490,14 @@ class CameraMeasurer:
                     worst = max(worst, abs(ce - ct) / ct)
         ft = self.ft
         sp_t = sum(ft.speed_sum.values()) / max(1, sum(ft.speed_n.values()))
-        sp_e = sum(ft.est_speed_sum.values()) / max(1, sum(ft.est_speed_n.values()))
+        # the flow estimate's segment (Edie) speed per lane over the whole run, weighted by
+        # the vehicles observed in each lane's segment
+        seg = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
+        obs = np.array([self._obs_m[ln] for ln in seg["lane"].to_list()])
+        w = np.nan_to_num(seg["density_veh_km"].to_numpy()) * obs
+        v_seg = seg["segment_speed_kmh"].to_numpy() / 3.6
+        ok = np.isfinite(v_seg) & (w > 0)
+        sp_e = float((v_seg[ok] * w[ok]).sum() / max(w[ok].sum(), 1e-9))
         # spot speed at the stop lines (the detector-station mean speed)
         line_t = self.truth.cross_speed_sum / max(1, self.truth.cross_speed_n) * 3.6
         df = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
@@ -489,8 +514,16 @@ class CameraMeasurer:
             "volume_pct": 100.0 * abs(tot_est - tot_true) / max(tot_true, 1.0),
             "volume_worst_approach_pct": 100.0 * worst,
             "segment_speed_pct": 100.0 * abs(sp_e - sp_t) / max(sp_t, 1e-9),
-            "queue_mae_veh": float(np.mean(ft.queue_abs_err)) if ft.queue_abs_err else math.nan,
-            "queue_true_mean_veh": float(np.mean(ft.queue_true)) if ft.queue_true else math.nan,
+            "queue_lane_mae_veh": _mean(ft.lane_abs_err),
+            "queue_lane_true_mean_veh": _mean(ft.lane_true),
+            "queue_approach_mae_veh": _mean(ft.approach_abs_err),
+            "queue_approach_true_mean_veh": _mean(ft.approach_true),
+            "queue_stage_mae_veh": _mean(ft.queue_abs_err),
+            "queue_stage_true_mean_veh": _mean(ft.queue_true),
             "true_count": tot_true,
             "est_count": tot_est,
         }
+
+
+def _mean(x: list[float]) -> float:
+    return float(np.mean(x)) if x else math.nan

@@ -46,10 +46,16 @@ class JunctionMeasurement:
     # per movement ("N_T", "N_L", ...; right turns share their lane with through)
     movements: dict[str, StageTraffic] = field(default_factory=dict)
     movement_counts: dict[str, float] = field(default_factory=dict)  # cumulative crossings
+    # per approach lane (its SUMO id; the shared lane upstream of a bay is its lane 1)
+    lanes: dict[str, StageTraffic] = field(default_factory=dict)
 
     def queue(self, k: int, stopped_mps: float = 1.5) -> float:
         s = self.stages[k]
         return float(s.weight[s.speed < stopped_mps].sum())
+
+    def lane_queue(self, lane: str, stopped_mps: float = 1.5) -> float:
+        s = self.lanes.get(lane)
+        return 0.0 if s is None else float(s.weight[s.speed < stopped_mps].sum())
 
 
 class Controller:

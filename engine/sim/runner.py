@@ -144,6 +144,24 @@ class SumoMeasurer:
         self.cross_speed_n = 0
         self._speed: dict[str, float] = {}
         self.last: dict[str, tuple[str, str, str]] = {}
+        # SUMO lane -> approach lane: the approach edge's own, and the upstream edge's
+        # lanes continuing into them (lane i into lane i; the left bay opens on the left)
+        self.lane_of: dict[str, str | None] = {}
+        for j in scenario.junctions:
+            for a in j.approaches:
+                for ln in a.lanes:
+                    self.lane_of[ln] = ln
+                if a.upstream:
+                    for i in range(min(tc.edge.getLaneNumber(a.upstream), len(a.lanes))):
+                        self.lane_of[f"{a.upstream}_{i}"] = a.lanes[i]
+
+    def _approach_lane(self, lane: str) -> str | None:
+        """The approach lane a SUMO lane belongs to; a lane inside the node where the bay
+        opens (an internal ":..." lane) belongs to the lane it leads into."""
+        if lane not in self.lane_of and lane.startswith(":"):
+            links = self.tc.lane.getLinks(lane)
+            self.lane_of[lane] = self.lane_of.get(links[0][0]) if links else None
+        return self.lane_of.get(lane)
 
     def step(self, t: float) -> dict[str, JunctionMeasurement]:
         tc = self.tc
@@ -151,6 +169,7 @@ class SumoMeasurer:
             tls: [[] for _ in j.stage_states] for tls, j in self.js.items()
         }
         mbuf: dict[str, dict[str, list[tuple[float, float]]]] = {tls: {} for tls in self.js}
+        lbuf: dict[str, dict[str, list[tuple[float, float]]]] = {tls: {} for tls in self.js}
         seen: dict[str, tuple[str, str, str]] = {}
         ids = tc.vehicle.getIDList()
         idset = set(ids)
@@ -171,6 +190,9 @@ class SumoMeasurer:
                 self._speed[vid] = sp
                 buf[tls][k].append((dist, sp))
                 mbuf[tls].setdefault(mv, []).append((dist, sp))
+                lane = self._approach_lane(tc.vehicle.getLaneID(vid))
+                if lane is not None:
+                    lbuf[tls].setdefault(lane, []).append((dist, sp))
         for vid, (tls, lane, mv) in self.last.items():
             if seen.get(vid, (None,))[0] != tls:
                 c = self.counts[tls]
@@ -185,18 +207,21 @@ class SumoMeasurer:
         self.last = seen
         out = {}
         for tls, j in self.js.items():
-            stages = []
-            for rows in buf[tls]:
-                a = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
-                stages.append(StageTraffic(a[:, 0], a[:, 1], np.ones(len(a))))
-            mov = {}
-            for mv, rows in mbuf[tls].items():
-                a = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
-                mov[mv] = StageTraffic(a[:, 0], a[:, 1], np.ones(len(a)))
             out[tls] = JunctionMeasurement(
-                t, stages, dict(self.counts[tls]), stage_lanes(j), mov, dict(self.mcounts[tls])
+                t,
+                [_traffic(rows) for rows in buf[tls]],
+                dict(self.counts[tls]),
+                stage_lanes(j),
+                {mv: _traffic(rows) for mv, rows in mbuf[tls].items()},
+                dict(self.mcounts[tls]),
+                {ln: _traffic(rows) for ln, rows in lbuf[tls].items()},
             )
         return out
+
+
+def _traffic(rows: list[tuple[float, float]]) -> StageTraffic:
+    a = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+    return StageTraffic(a[:, 0], a[:, 1], np.ones(len(a)))
 
 
 def movement_id(m: tuple[str, str, str]) -> str:
