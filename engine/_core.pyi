@@ -409,6 +409,8 @@ class DualRingController(_DischargeController):
         early_left_veh: float = ...,
         count_right_lanes: bool = False,
         early_left_queue_veh: float = 9.0,
+        busy_cross_queue_veh: float = 40.0,
+        busy_max_green_through_s: float = 45.0,
     ) -> None: ...
     @property
     def groups(self) -> list[list[str]]: ...

@@ -744,6 +744,8 @@ class DualRingController(_DischargeDecider):
     that left has ≥ `early_left_veh` vehicles (queue + approaching) or ≥
     `early_left_queue_veh` halted ones (its bay queued towards the shared lane); otherwise
     it keeps the through green (the barrier is held anyway) and both rings move together.
+    A through group's maximum drops to `busy_max_green_through_s` while the other barrier
+    group holds ≥ `busy_cross_queue_veh` halted vehicles.
     `count_right_lanes=False` when right turns share the outer through lane.
     `Decision.pressures` holds the 8 movement groups' demand (`groups` names them).
     The safety machine enforces minimum green, clearances and its own maximum green."""
@@ -761,6 +763,8 @@ class DualRingController(_DischargeDecider):
         early_left_veh: float = float("inf"),
         count_right_lanes: bool = False,
         early_left_queue_veh: float = 9.0,
+        busy_cross_queue_veh: float = 40.0,
+        busy_max_green_through_s: float = 45.0,
     ):
         self.ix = ix
         self.core = _core.DualRingController(
@@ -775,6 +779,8 @@ class DualRingController(_DischargeDecider):
             early_left_veh,
             count_right_lanes,
             early_left_queue_veh,
+            busy_cross_queue_veh,
+            busy_max_green_through_s,
         )
 
     @property

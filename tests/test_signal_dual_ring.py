@@ -114,6 +114,24 @@ def test_done_ring_serves_its_left_early_when_its_bay_queue_is_long(ix):
     assert either.decide(st, "NS_T", 20.0, now=20.0).target_name == "N_TL"
 
 
+def test_through_maximum_is_cut_while_the_cross_street_queues_long(ix):
+    # NS_T at 50 s (past the busy cut of 45 s, short of the 60 s maximum), both throughs
+    # still discharging; E/W holds 20 + 19 halted vehicles
+    def state(w_t: float) -> DetectorState:
+        return DetectorState.from_mappings(
+            ix,
+            queue={"N_T": 6, "S_T": 6, "E_T": 20, "W_T": w_t},
+            expected={"N_T": 4, "S_T": 4},
+        )
+
+    ctl = DualRingController(ix, busy_cross_queue_veh=40.0, busy_max_green_through_s=45.0)
+    assert ctl.decide(state(19), "NS_T", 50.0, now=50.0).target is None  # 39 halted: hold
+    assert ctl.decide(state(20), "NS_T", 50.0, now=50.0).target_name == "EW_T"  # 40: cut
+    off = DualRingController(ix, busy_cross_queue_veh=math.inf)
+    assert off.decide(state(20), "NS_T", 50.0, now=50.0).target is None
+    assert off.decide(state(20), "NS_T", 60.0, now=60.0).target_name == "EW_T"  # 60 s max
+
+
 def test_decide_and_bad_input(ix):
     ctl = DualRingController(ix)
     d = ctl.decide(
@@ -138,6 +156,9 @@ def test_decide_and_bad_input(ix):
         {"lead_left_veh": -1.0},
         {"early_left_veh": math.nan},
         {"early_left_queue_veh": -2.0},
+        {"busy_cross_queue_veh": math.nan},
+        {"busy_max_green_through_s": 0.0},
+        {"busy_max_green_through_s": math.inf},
     ):
         name = next(iter(bad))
         with pytest.raises(SignalConstraintError, match=rf"'dr1'.*{name}"):

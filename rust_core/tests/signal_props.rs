@@ -587,22 +587,28 @@ fn dual_ring_params() -> impl Strategy<Value = DualRingParams> {
         (
             prop_oneof![Just(f64::INFINITY), 0.0f64..10.0],
             prop_oneof![Just(f64::INFINITY), 0.0f64..12.0],
+            prop_oneof![Just(f64::INFINITY), 0.0f64..40.0],
+            1.0f64..90.0,
         ),
     )
         .prop_map(
-            |(mt, ml, h, eff, call, lead, right, (early, early_q))| DualRingParams {
-                discharge: DischargeParams {
-                    max_green_through_s: mt,
-                    max_green_left_s: ml,
-                    horizon_s: h,
-                    efficiency: eff,
-                    min_call_veh: call,
-                    ..DualRingParams::default().discharge
-                },
-                lead_left_veh: lead,
-                early_left_veh: early,
-                early_left_queue_veh: early_q,
-                count_right_lanes: right,
+            |(mt, ml, h, eff, call, lead, right, (early, early_q, busy_q, busy_max))| {
+                DualRingParams {
+                    discharge: DischargeParams {
+                        max_green_through_s: mt,
+                        max_green_left_s: ml,
+                        horizon_s: h,
+                        efficiency: eff,
+                        min_call_veh: call,
+                        ..DualRingParams::default().discharge
+                    },
+                    lead_left_veh: lead,
+                    early_left_veh: early,
+                    early_left_queue_veh: early_q,
+                    busy_cross_queue_veh: busy_q,
+                    busy_max_green_through_s: busy_max,
+                    count_right_lanes: right,
+                }
             },
         )
 }

@@ -820,7 +820,7 @@ discharge_pymethods! {
     PyDualRing, "Returns (target or None, demand per movement group, calls per phase). \
     Movement groups: g·4 + ring·2 + slot (g 0 = N/S, 1 = E/W; slot 0 left, 1 through + right).";
     #[new]
-    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.35, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=f64::INFINITY, count_right_lanes=false, early_left_queue_veh=9.0))]
+    #[pyo3(signature = (ix, max_green_through_s=60.0, max_green_left_s=30.0, horizon_s=6.0, efficiency=0.35, lane_sat_vps=0.5, min_call_veh=0.5, lead_left_veh=f64::INFINITY, early_left_veh=f64::INFINITY, count_right_lanes=false, early_left_queue_veh=9.0, busy_cross_queue_veh=40.0, busy_max_green_through_s=45.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         ix: &PyIntersection,
@@ -834,6 +834,8 @@ discharge_pymethods! {
         early_left_veh: f64,
         count_right_lanes: bool,
         early_left_queue_veh: f64,
+        busy_cross_queue_veh: f64,
+        busy_max_green_through_s: f64,
     ) -> PyResult<Self> {
         let p = DualRingParams {
             discharge: DischargeParams {
@@ -847,6 +849,8 @@ discharge_pymethods! {
             lead_left_veh,
             early_left_veh,
             early_left_queue_veh,
+            busy_cross_queue_veh,
+            busy_max_green_through_s,
             count_right_lanes,
         };
         Ok(PyDualRing {

@@ -659,26 +659,37 @@ pub struct DualRingParams {
     /// the other ring. Halted vehicles, not approaching ones, so a left that the lagging
     /// phase will clear does not cut the through.
     pub early_left_queue_veh: f64,
+    /// A through group's maximum green drops to `busy_max_green_through_s` while the
+    /// other barrier group holds at least `busy_cross_queue_veh` halted vehicles (∞ =
+    /// never): under a surge every approach queues and a long through green only grows the
+    /// queues across the barrier (and the left bays behind them), while with unbalanced
+    /// demand the cross street waits short and the main street keeps its long green.
+    pub busy_cross_queue_veh: f64,
+    pub busy_max_green_through_s: f64,
     /// Count the right-turn lanes in a through group's discharge threshold (false when
     /// right turns share the outer through lane).
     pub count_right_lanes: bool,
 }
 
 /// Defaults: one configuration for every scenario, chosen in SUMO through the cameras
-/// (engine.sim, 3600 s, `run_many` RunSpecs, mean delay over demand seeds 7–11, SUMO
-/// actuated unbalanced 63.8 s / surging 127.6 s in the same scenarios):
-/// maximum through green 60 s with the bay-spillback early left at 9 halted vehicles gave
-/// unbalanced 50.8 s (−20%) / surging 111.5 s (−13%); at 8 halted 52.0 / 116.7; a
-/// demand-counted early left (`early_left_veh` 10) 56.1 / 105.6; the previous defaults
-/// (maximum through 45 s, no early left) gave 61.9 / 113.4 on seeds 7–9 (actuated 64.5 /
-/// 121.1), and a 60 s maximum without early lefts 52.5 / 122.7 there: long through greens
-/// serve unbalanced demand, but under a surge the long cycle overflows the left-turn bays
-/// into the shared lane unless those lefts go beside their own through. Steady demand
-/// with these defaults: 40.2 s against actuated 48.4 (seeds 7–9, `citystream bench
-/// signals`). Earlier, with SUMO's lane detectors, `early_left_veh` 5 + efficiency 0.35
-/// gave 44.0 / 54.2 / 100.6 s on seeds 7–9, but through the cameras a demand-counted early
-/// left misfires on the camera's left/through split of the shared lane; halted vehicles in
-/// and behind the bay are what the camera measures best.
+/// (engine.sim, 3600 s, `bench.signal_seeds`, mean delay; SUMO actuated on the same
+/// vehicles: unbalanced 64.5 s / surging 121.1 s on seeds 7–9, 63.5 / 128.1 on 7–13):
+/// - maximum through green 60 s with the bay-spillback early left at 9 halted vehicles:
+///   unbalanced 49.0 / surging 102.5 on seeds 7–9 (8 halted: 51.6 / 101.7; 6: 54.4 /
+///   101.5; a demand-counted early left, `early_left_veh` 10: 51.4 / 97.0 but 80.3 s on
+///   unbalanced seed 10; the previous defaults, 45 s and no early left: 61.9 / 113.4; 60 s
+///   without early lefts 52.5 / 122.7): long through greens serve unbalanced demand, but
+///   under a surge the long cycle overflows the left-turn bays into the shared lane unless
+///   those lefts go beside their own through;
+/// - and the through maximum cut to 45 s while ≥ 40 vehicles are halted across the
+///   barrier: surging 92.2 (threshold 30: 96.0, 50: 94.1; 30 with 40 s: 100.3, with 50 s:
+///   99.0; threshold 20 also cut unbalanced greens: 51.7 / 96.0), unbalanced unchanged;
+///   on seeds 10–13 (not used to choose it) surging 115.9 against 127.0 without the cut
+///   and actuated 133.3, unbalanced unchanged (51.6).
+/// Steady demand: 40.2 s against actuated 48.4 (seeds 7–9, `citystream bench signals`,
+/// before the cut). Through the cameras a demand-counted early left misfires on the
+/// camera's left/through split of the shared lane; halted vehicles in and behind the bay,
+/// and the halted total across the barrier, are what the camera measures best.
 impl Default for DualRingParams {
     fn default() -> Self {
         DualRingParams {
@@ -693,6 +704,8 @@ impl Default for DualRingParams {
             lead_left_veh: f64::INFINITY,
             early_left_veh: f64::INFINITY,
             early_left_queue_veh: 9.0,
+            busy_cross_queue_veh: 40.0,
+            busy_max_green_through_s: 45.0,
             count_right_lanes: false,
         }
     }
@@ -748,6 +761,7 @@ impl DualRingController {
             ("lead_left_veh", params.lead_left_veh),
             ("early_left_veh", params.early_left_veh),
             ("early_left_queue_veh", params.early_left_queue_veh),
+            ("busy_cross_queue_veh", params.busy_cross_queue_veh),
         ] {
             if v.is_nan() || v < 0.0 {
                 return Err(CoreError::Signal(format!(
@@ -755,6 +769,13 @@ impl DualRingController {
                     ix.id
                 )));
             }
+        }
+        let b = params.busy_max_green_through_s;
+        if !(b.is_finite() && b > 0.0) {
+            return Err(CoreError::Signal(format!(
+                "intersection '{}': controller parameter busy_max_green_through_s must be finite and > 0 (got {b})",
+                ix.id
+            )));
         }
         // movement groups from approaches and turns
         let find = |arm: usize, turn: Turn| -> Option<usize> {
@@ -868,7 +889,18 @@ impl DualRingController {
     }
 
     fn max_green(&self, gi: usize) -> f64 {
-        self.params.discharge.max_green(gi.is_multiple_of(2))
+        let left = gi.is_multiple_of(2);
+        let m = self.params.discharge.max_green(left);
+        if left {
+            return m;
+        }
+        let og = 1 - gi / 4;
+        let cross: f64 = (0..4).map(|k| self.queue[og * 4 + k]).sum();
+        if cross >= self.params.busy_cross_queue_veh {
+            m.min(self.params.busy_max_green_through_s)
+        } else {
+            m
+        }
     }
 
     fn done(&self, gi: usize, now: f64, phase_maxed: bool) -> bool {
