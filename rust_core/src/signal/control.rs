@@ -686,8 +686,9 @@ pub struct DualRingParams {
 ///   99.0; threshold 20 also cut unbalanced greens: 51.7 / 96.0), unbalanced unchanged;
 ///   on seeds 10–13 (not used to choose it) surging 115.9 against 127.0 without the cut
 ///   and actuated 133.3, unbalanced unchanged (51.6).
-/// Steady demand: 40.2 s against actuated 48.4 (seeds 7–9, `citystream bench signals`,
-/// before the cut). Through the cameras a demand-counted early left misfires on the
+///
+/// Steady demand: 38.8 s against actuated 48.4 (seeds 7–9, `citystream bench signals`).
+/// Through the cameras a demand-counted early left misfires on the
 /// camera's left/through split of the shared lane; halted vehicles in and behind the bay,
 /// and the halted total across the barrier, are what the camera measures best.
 impl Default for DualRingParams {
