@@ -280,7 +280,11 @@ class CameraMeasurer:
         self.stopped_mps = self.flow.config.stopped_speed_kmh / 3.6
         self.bay_share = TurnBayShare(self.stopped_mps)
         self._lane_view = {ln: v for v in self.views for ln in v.approach.lanes}
-        self._obs_m = {ln.id: ln.observed_m for ln in self.flow.lanes}
+        obs_m = {ln.id: ln.observed_m for ln in self.flow.lanes}
+        # per camera: each of its lanes' observed segment (m), for the speed truth
+        self._seg_m = {
+            v.cam_id: np.array([obs_m[ln] for ln in v.approach.lanes]) for v in self.views
+        }
 
     # ---- projection ---------------------------------------------------------------------
     def _vehicles(self):
@@ -442,7 +446,7 @@ class CameraMeasurer:
         dist = -(rel[:, 0] * a.heading[0] + rel[:, 1] * a.heading[1])
         lat = rel[:, 0] * v.right[0] + rel[:, 1] * v.right[1]
         lane = np.abs(lat[:, None] - np.asarray(v.lane_lat)[None]).argmin(1)
-        seg = np.array([self._obs_m[ln] for ln in a.lanes])[lane]
+        seg = self._seg_m[v.cam_id][lane]
         m = (dist >= 0) & (dist <= seg)
         ft = self.ft
         ft.speed_sum[v.cam_id] = ft.speed_sum.get(v.cam_id, 0.0) + float(speed[idx][m].sum())
@@ -492,15 +496,15 @@ class CameraMeasurer:
         sp_t = sum(ft.speed_sum.values()) / max(1, sum(ft.speed_n.values()))
         # the flow estimate's segment (Edie) speed per lane over the whole run, weighted by
         # the vehicles observed in each lane's segment
-        seg = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
-        obs = np.array([self._obs_m[ln] for ln in seg["lane"].to_list()])
-        w = np.nan_to_num(seg["density_veh_km"].to_numpy()) * obs
-        v_seg = seg["segment_speed_kmh"].to_numpy() / 3.6
+        df = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
+        obs_m = {ln.id: ln.observed_m for ln in self.flow.lanes}
+        obs = np.array([obs_m[x] for x in df["lane"].to_list()])
+        w = np.nan_to_num(df["density_veh_km"].to_numpy()) * obs
+        v_seg = df["segment_speed_kmh"].to_numpy() / 3.6
         ok = np.isfinite(v_seg) & (w > 0)
         sp_e = float((v_seg[ok] * w[ok]).sum() / max(w[ok].sum(), 1e-9))
         # spot speed at the stop lines (the detector-station mean speed)
         line_t = self.truth.cross_speed_sum / max(1, self.truth.cross_speed_n) * 3.6
-        df = self.flow.lane_flows(window_s=1e7, start=0.0, end=1e7)
         n = df["count"].to_numpy().astype(float)
         tms = df["time_mean_speed_kmh"].to_numpy()
         ok = n > 0
