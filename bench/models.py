@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import SuiteResult
+from engine.config import shared_data_dir
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DATA = shared_data_dir()
 PROV = "皖沪津渝冀晋蒙辽吉黑苏浙京闽赣鲁豫鄂湘粤桂琼川贵云藏陕甘青宁新警学O"
 ALPHA = "ABCDEFGHJKLMNPQRSTUVWXYZO"
 ADS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789O"

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import SuiteResult
+from engine.config import shared_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
-VIDEO = REPO.parent / "shared" / "data" / "video" / "vtest.avi"
+VIDEO = shared_data_dir() / "video" / "vtest.avi"
 SITE = REPO / "engine" / "sites" / "vtest.toml"
 
 

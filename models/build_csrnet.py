@@ -173,10 +173,9 @@ INT8_FLOAT_NODES = ("conv0", "density")
 
 def data_dir() -> Path:
     """The shared test data (``CITYSTREAM_DATA``, default ``<repo>/../shared/data``)."""
-    import os
+    from engine.config import shared_data_dir
 
-    env = os.environ.get("CITYSTREAM_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return shared_data_dir()
 
 
 def calibration_images(

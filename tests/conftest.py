@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
+from engine.config import shared_data_dir
+
+DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,13 @@ import onnxruntime as ort
 import pytest
 
 from engine import _core
-from engine.config import DetectorConfig
+from engine.config import DetectorConfig, shared_data_dir
 from engine.detections import RoadClass
 from engine.detector import Detector
 from engine.errors import ModelError
 from models.registry import load_registry, resolve
 
-VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "vtest.avi"
+VIDEO = shared_data_dir() / "video" / "vtest.avi"
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from engine import _core
+from engine.config import shared_data_dir
 from engine.errors import FrameError, InputError
 
-VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
+VIDEO = shared_data_dir() / "video"
 
 
 def cv2_letterbox(frame: np.ndarray, w: int, h: int) -> tuple[np.ndarray, float, tuple[int, int]]:
