@@ -788,6 +788,11 @@ class DualRingController(_DischargeDecider):
         """Movement ids per movement group g·4 + ring·2 + slot (slot 0 left, 1 through)."""
         return self.core.groups
 
+    @property
+    def params(self) -> dict[str, float | bool]:
+        """The parameters in effect, keyed as this constructor's keywords."""
+        return self.core.params
+
 
 class CoordActuatedController(_DischargeDecider):
     """Coordinated-actuated control on a common cycle (arterials). The cycle is laid out

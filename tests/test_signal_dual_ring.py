@@ -32,6 +32,22 @@ def test_dual_ring_phases_are_compatible_movement_sets(ix):
     assert not cm[i["N_L"], i["N_T"]] and not cm[i["N_L"], i["S_L"]]
 
 
+def test_defaults_are_the_rust_cores_in_every_signature(ix):
+    """The defaults are written three times (Rust `DualRingParams::default()`, the PyO3
+    signature, this module's signature); they must agree, or a Python user would run a
+    different controller from the one the Rust tests and the bench figures describe."""
+    import inspect
+
+    from engine import _core
+
+    rust = _core.DualRingController.default_params()
+    sig = inspect.signature(DualRingController.__init__).parameters
+    py = {k: p.default for k, p in sig.items() if k not in ("self", "ix")}
+    assert py == rust
+    assert DualRingController(ix).params == rust  # the PyO3 signature's defaults
+    assert DualRingController(ix, early_left_queue_veh=3.0).params["early_left_queue_veh"] == 3.0
+
+
 def test_rings_gap_out_separately_lefts_lag_and_barrier_crossed(ix):
     ctl = SignalController(ix, DualRingController(ix, early_left_veh=0.0), initial_phase="NS_T")
     # both throughs discharge; N_L waits: NS_T holds

@@ -857,6 +857,17 @@ discharge_pymethods! {
             inner: DualRingController::new(ix.inner.clone(), p)?,
         })
     }
+    /// The parameters in effect (constructor keyword → value).
+    #[getter]
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        dual_ring_params_dict(py, &self.inner.params)
+    }
+    /// The Rust core's defaults (`DualRingParams::default()`), keyed as the constructor's
+    /// keywords: the one source the Python signatures are tested against.
+    #[staticmethod]
+    fn default_params(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        dual_ring_params_dict(py, &DualRingParams::default())
+    }
     /// Movement ids of each of the 8 movement groups.
     #[getter]
     fn groups(&self) -> Vec<Vec<String>> {
@@ -870,6 +881,28 @@ discharge_pymethods! {
             })
             .collect()
     }
+}
+
+fn dual_ring_params_dict<'py>(py: Python<'py>, p: &DualRingParams) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let dp = &p.discharge;
+    for (k, v) in [
+        ("max_green_through_s", dp.max_green_through_s),
+        ("max_green_left_s", dp.max_green_left_s),
+        ("horizon_s", dp.horizon_s),
+        ("efficiency", dp.efficiency),
+        ("lane_sat_vps", dp.lane_sat_vps),
+        ("min_call_veh", dp.min_call_veh),
+        ("lead_left_veh", p.lead_left_veh),
+        ("early_left_veh", p.early_left_veh),
+        ("early_left_queue_veh", p.early_left_queue_veh),
+        ("busy_cross_queue_veh", p.busy_cross_queue_veh),
+        ("busy_max_green_through_s", p.busy_max_green_through_s),
+    ] {
+        d.set_item(k, v)?;
+    }
+    d.set_item("count_right_lanes", p.count_right_lanes)?;
+    Ok(d)
 }
 
 /// Coordinated-actuated control on a common cycle (the coordinated phase `order[0]`
