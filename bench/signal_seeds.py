@@ -18,6 +18,17 @@ import statistics
 import time
 
 
+def params_arg(ap: argparse.ArgumentParser, text: str) -> dict:
+    """--params as a JSON object, or the parser's error naming the option."""
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as e:
+        ap.error(f"--params is not JSON: {e}")
+    if not isinstance(params, dict):
+        ap.error("--params must be a JSON object")
+    return params
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.signal_seeds", description=__doc__)
     ap.add_argument("--controller", default="signal:dual-ring")
@@ -29,12 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="out/sim")
     ap.add_argument("--workers", type=int, default=None)
     a = ap.parse_args(argv)
-    try:
-        params = json.loads(a.params)
-    except json.JSONDecodeError as e:
-        ap.error(f"--params is not JSON: {e}")
-    if not isinstance(params, dict):
-        ap.error("--params must be a JSON object")
+    params = params_arg(ap, a.params)
     from engine.sim.evaluate import RunSpec, run_many
 
     kinds = [k for k in a.kinds.split(",") if k]

@@ -123,3 +123,24 @@ def test_stage_executor_shows_full_clearances(tmp_path):
     assert res.finished == res.n_vehicles
     assert len(watch.yellow) > 5 and min(watch.yellow) >= 3.0 - 1e-6, sorted(watch.yellow)[:3]
     assert all_red and min(all_red) >= 2.0 - 1e-6, sorted(all_red)[:3]
+
+
+def test_signal_timeline_shares_green_between_conflicting_movements(tmp_path):
+    """bench.signal_timeline (the README's where-the-time-went rows) on a short run with
+    SUMO's lane detectors: every movement gets some green, conflicting movements' shares
+    never add up to more than the bin, and queues are counted."""
+    pytest.importorskip("sumolib")
+    from bench.signal_timeline import timeline
+
+    r = timeline("unbalanced", 7, "sumo", end_s=300.0, bin_s=150.0, work=str(tmp_path))
+    assert r["mean_delay_s"] > 0 and len(r["bins"]) >= 2, r
+    for b in r["bins"]:
+        g = b["green_share"]
+        assert set(g) == {f"{a}_{t}" for a in "NESW" for t in "TL"}, g
+        assert all(0.0 <= v <= 1.0 for v in g.values()), g
+        # a through conflicts with the cross street's throughs and its opposing left
+        assert g["N_T"] + g["E_T"] <= 1.0 and g["N_T"] + g["S_L"] <= 1.0, g
+        assert g["S_T"] + g["W_T"] <= 1.0 and g["S_T"] + g["N_L"] <= 1.0, g
+    first = r["bins"][0]
+    assert first["green_share"]["N_T"] > 0.1, first  # the heavy main street is served
+    assert sum(first["halted_veh"].values()) > 0, first
