@@ -212,6 +212,8 @@ def flow_aggregate_presence(
     detector_to_m: float = 10.0,
     stopped_mps: float = ...,
     queue_gap_m: float = 25.0,
+    advance_m: npt.NDArray[np.float64] | None = None,  # metres towards the line since
+    dt_s: npt.NDArray[np.float64] | None = None,  # the track's previous sample, seconds
 ) -> dict[str, object]: ...
 def flow_signal_performance(
     volume_vph: npt.NDArray[np.float64],

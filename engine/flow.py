@@ -522,7 +522,8 @@ class FlowEstimator:
         wsum = np.zeros(ng * nw)
         # Edie's space-mean speed (total distance travelled / total time spent in the
         # segment) where tracks are known: unbiased, unlike a mean of per-vehicle speeds,
-        # each of which reads a halted car's box jitter as some motion
+        # each of which reads a halted car's box jitter as some motion. The core sums it
+        # per camera; the sums add up over cameras.
         e_adv = np.zeros(ng * nw)
         e_dt = np.zeros(ng * nw)
         for cam, frames in self._frames.items():
@@ -547,18 +548,12 @@ class FlowEstimator:
                 detector_to_m=cfg.detector_to_m,
                 stopped_mps=cfg.stopped_speed_kmh / 3.6,
                 queue_gap_m=cfg.queue_gap_m,
+                advance_m=np.asarray(s[5], np.float64),
+                dt_s=np.asarray(s[6], np.float64),
             )
-            dt = np.asarray(s[6], np.float64)
-            f_idx = np.asarray(s[0], np.int64)
-            d_s = np.asarray(s[2], np.float64)
-            lane_g = np.asarray(s[1], np.int64)
-            wi = np.searchsorted(edges, np.asarray(frames, np.float64)[f_idx], side="right") - 1
-            m = (dt > 0) & (d_s >= 0) & (d_s <= self._obs_m[lane_g]) & (wi >= 0) & (wi < nw)
-            if m.any():
-                r = group_of_lane[lane_g[m]].astype(np.int64) * nw + wi[m]
-                e_adv += np.bincount(r, np.asarray(s[5], np.float64)[m], ng * nw)
-                e_dt += np.bincount(r, dt[m], ng * nw)
             n = len(p["occupancy"])
+            e_adv[:n] += np.asarray(p["edie_advance_m"], np.float64)
+            e_dt[:n] += np.asarray(p["edie_time_s"], np.float64)
             nl = np.bincount(group_of_lane[lane_ids], minlength=ng).astype(float)[: n // nw]
             w = np.repeat(nl, nw)  # lanes of this camera in each group
             for k in keys:

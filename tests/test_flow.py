@@ -188,6 +188,26 @@ def test_core_rejects_negative_and_nan_flows():
         _core.flow_tpi(np.array([np.nan]))
 
 
+def test_core_presence_edie_speed_and_its_bad_input():
+    """The core's presence aggregate: Edie's speed from track advances (a halted car's
+    jitter adds nothing), the plain mean without them, and bad advances named."""
+    u = lambda *v: np.array(v, np.uint32)  # noqa: E731
+    f = lambda *v: np.array(v, np.float64)  # noqa: E731
+    cols = (f(0, 1, 2), u(0, 1, 2), u(0, 0, 0), f(60, 52, 52), f(8, 8, 0.5), f(4.5, 4.5, 4.5))
+    geo = (f(100.0), u(0), f(0.0, 3.0))
+    plain = _core.flow_aggregate_presence(*cols, *geo)
+    assert plain["segment_speed_kmh"][0] == pytest.approx((8 + 8 + 0.5) / 3 * 3.6)
+    edie = _core.flow_aggregate_presence(*cols, *geo, advance_m=f(0, 8, 0), dt_s=f(0, 1, 1))
+    assert edie["segment_speed_kmh"][0] == pytest.approx(4.0 * 3.6)  # 8 m in 2 s
+    assert (edie["edie_advance_m"][0], edie["edie_time_s"][0]) == (8.0, 2.0)
+    with pytest.raises(InputError, match="give both or neither"):
+        _core.flow_aggregate_presence(*cols, *geo, advance_m=f(0, 8, 0))
+    with pytest.raises(InputError, match=r"dt_s\[2\]"):
+        _core.flow_aggregate_presence(*cols, *geo, advance_m=f(0, 8, 0), dt_s=f(0, 1, -1))
+    with pytest.raises(InputError, match="advance_m"):
+        _core.flow_aggregate_presence(*cols, *geo, advance_m=f(0, np.nan, 0), dt_s=f(0, 1, 1))
+
+
 def test_config_errors_name_the_key():
     site = SiteConfig.from_dict(
         {"flow": {"lanes": [{"id": "a", "approach": "N", "stop": [0, 0], "upstream": [0, 0]}]}},

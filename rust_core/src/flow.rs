@@ -276,13 +276,27 @@ pub struct PresenceFlows {
     pub occupancy: Vec<f64>,
     /// veh/km/lane over the observed segment.
     pub density_veh_km: Vec<f64>,
-    /// Mean of instantaneous speeds of observed vehicles (space-mean speed over the
-    /// segment), km/h; NaN if no vehicle was seen.
+    /// Space-mean speed over the segment, km/h; NaN if no vehicle was seen. With track
+    /// advances given ([`TrackAdvance`]), Edie's: Σ metres advanced towards the stop line
+    /// / Σ seconds, over the samples inside the segment (clipped at 0); else (or where no
+    /// sample has a time step) the mean of the instantaneous speeds.
     pub segment_speed_kmh: Vec<f64>,
+    /// Edie's sums behind `segment_speed_kmh` (0 without track advances): they add up
+    /// over cameras, whose ratio is the speed of the union.
+    pub edie_advance_m: Vec<f64>,
+    pub edie_time_s: Vec<f64>,
     pub queue_mean_veh: Vec<f64>,
     pub queue_max_veh: Vec<u32>,
     pub queue_mean_m: Vec<f64>,
     pub queue_max_m: Vec<f64>,
+}
+
+/// Per sample: the metres the track advanced towards the stop line since its previous
+/// observation, and the seconds since (0 for a new track: not counted).
+#[derive(Debug, Clone, Copy)]
+pub struct TrackAdvance<'a> {
+    pub advance_m: &'a [f64],
+    pub dt_s: &'a [f64],
 }
 
 /// Queue (vehicles, metres) of one lane at one instant from (distance, speed, length)
@@ -332,9 +346,27 @@ pub fn aggregate_presence(
     segment_m: &[f64],
     group_of_lane: &[u32],
     edges: &[f64],
+    advance: Option<TrackAdvance>,
     cfg: &PresenceConfig,
 ) -> CoreResult<PresenceFlows> {
     let n = frame.len();
+    if let Some(a) = advance {
+        if a.advance_m.len() != n || a.dt_s.len() != n {
+            return Err(CoreError::input(format!(
+                "track advances differ in length from the samples ({n}): advance_m {}, dt_s {}",
+                a.advance_m.len(),
+                a.dt_s.len()
+            )));
+        }
+        check_finite("advance_m", a.advance_m)?;
+        check_finite("dt_s", a.dt_s)?;
+        if let Some(i) = a.dt_s.iter().position(|&v| v < 0.0) {
+            return Err(CoreError::input(format!(
+                "dt_s[{i}] = {} is negative",
+                a.dt_s[i]
+            )));
+        }
+    }
     if lane.len() != n || dist_m.len() != n || speed_mps.len() != n || length_m.len() != n {
         return Err(CoreError::input(format!(
             "sample columns differ in length: frame {n}, lane {}, dist {}, speed {}, length {}",
@@ -417,6 +449,8 @@ pub fn aggregate_presence(
         occupancy: vec![f64::NAN; rows],
         density_veh_km: vec![f64::NAN; rows],
         segment_speed_kmh: vec![f64::NAN; rows],
+        edie_advance_m: vec![0.0; rows],
+        edie_time_s: vec![0.0; rows],
         queue_mean_veh: vec![f64::NAN; rows],
         queue_max_veh: vec![0; rows],
         queue_mean_m: vec![f64::NAN; rows],
@@ -497,6 +531,12 @@ pub fn aggregate_presence(
                     veh_sum[r] += 1.0;
                     spd_sum[r] += speed_mps[j] * 3.6;
                     spd_n[r] += 1;
+                    if let Some(a) = advance {
+                        if a.dt_s[j] > 0.0 {
+                            out.edie_advance_m[r] += a.advance_m[j];
+                            out.edie_time_s[r] += a.dt_s[j];
+                        }
+                    }
                 }
                 k += 1;
             }
@@ -539,7 +579,10 @@ pub fn aggregate_presence(
             out.occupancy[r] = occ / nl;
             // veh/km/lane: mean vehicles per frame over total observed lane-km of the group
             out.density_veh_km[r] = veh_sum[r] / nfw / (seg_in_group[g] / 1000.0);
-            if spd_n[r] > 0 {
+            if out.edie_time_s[r] > 0.0 {
+                out.segment_speed_kmh[r] =
+                    (out.edie_advance_m[r] / out.edie_time_s[r]).max(0.0) * 3.6;
+            } else if spd_n[r] > 0 {
                 out.segment_speed_kmh[r] = spd_sum[r] / spd_n[r] as f64;
             }
             out.queue_mean_veh[r] = q_sum[r] / nfw;
@@ -712,15 +755,67 @@ mod tests {
             &[100.0],
             &[0],
             &[0.0, 4.0],
+            None,
             &cfg,
         )
         .unwrap();
         assert_eq!(p.frames, vec![4]);
+        // no track advances: the mean of the instantaneous speeds, (0 + 0 + 10) / 3 m/s
+        assert!((p.segment_speed_kmh[0] - 12.0).abs() < 1e-9);
+        assert_eq!(p.edie_time_s[0], 0.0);
         assert!((p.occupancy[0] - 0.5).abs() < 1e-12);
         // 3 vehicle-frames / 4 frames / 0.1 km = 7.5 veh/km
         assert!((p.density_veh_km[0] - 7.5).abs() < 1e-12);
         assert!((p.queue_mean_veh[0] - 0.5).abs() < 1e-12);
         assert_eq!(p.queue_max_veh[0], 1);
+    }
+
+    #[test]
+    fn presence_edie_speed_from_track_advances() {
+        // one track, 3 frames 1 s apart inside a 100 m segment: it advances 8 m then 0 m
+        // (halted); its instantaneous speeds read box jitter (0.5 m/s while halted)
+        let frame_ts = [0.0, 1.0, 2.0];
+        let (frame, lane) = ([0, 1, 2], [0, 0, 0]);
+        let dist = [60.0, 52.0, 52.0];
+        let spd = [8.0, 8.0, 0.5];
+        let len = [4.5; 3];
+        let adv = [0.0, 8.0, 0.0];
+        let dt = [0.0, 1.0, 1.0];
+        let cfg = PresenceConfig::default();
+        let run = |a: Option<TrackAdvance>| {
+            aggregate_presence(
+                &frame_ts,
+                &frame,
+                &lane,
+                &dist,
+                &spd,
+                &len,
+                &[100.0],
+                &[0],
+                &[0.0, 3.0],
+                a,
+                &cfg,
+            )
+        };
+        let p = run(Some(TrackAdvance {
+            advance_m: &adv,
+            dt_s: &dt,
+        }))
+        .unwrap();
+        // Edie: 8 m over the 2 s with a time step (the new track's sample is not counted)
+        assert!((p.segment_speed_kmh[0] - 4.0 * 3.6).abs() < 1e-9);
+        assert_eq!((p.edie_advance_m[0], p.edie_time_s[0]), (8.0, 2.0));
+        // bad advances are named
+        let short = run(Some(TrackAdvance {
+            advance_m: &adv[..2],
+            dt_s: &dt,
+        }));
+        assert!(format!("{}", short.unwrap_err()).contains("advance_m 2"));
+        let neg = run(Some(TrackAdvance {
+            advance_m: &adv,
+            dt_s: &[0.0, -1.0, 1.0],
+        }));
+        assert!(format!("{}", neg.unwrap_err()).contains("dt_s[1]"));
     }
 
     #[test]

@@ -57,7 +57,8 @@ fn flow_aggregate_crossings<'py>(
 /// Aggregate per-frame vehicle samples per (group, window). See `engine._core.pyi`.
 #[pyfunction]
 #[pyo3(signature = (frame_ts, frame, lane, dist_m, speed_mps, length_m, segment_m, group_of_lane, edges,
-                    detector_from_m=0.0, detector_to_m=10.0, stopped_mps=5.0/3.6, queue_gap_m=25.0))]
+                    detector_from_m=0.0, detector_to_m=10.0, stopped_mps=5.0/3.6, queue_gap_m=25.0,
+                    advance_m=None, dt_s=None))]
 #[allow(clippy::too_many_arguments)]
 fn flow_aggregate_presence<'py>(
     py: Python<'py>,
@@ -74,6 +75,8 @@ fn flow_aggregate_presence<'py>(
     detector_to_m: f64,
     stopped_mps: f64,
     queue_gap_m: f64,
+    advance_m: Option<PyReadonlyArray1<'py, f64>>,
+    dt_s: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let cfg = flow::PresenceConfig {
         detector_from_m,
@@ -92,9 +95,22 @@ fn flow_aggregate_presence<'py>(
         slice("group_of_lane", &group_of_lane)?,
         slice("edges", &edges)?,
     );
+    let advance = match (&advance_m, &dt_s) {
+        (Some(a), Some(t)) => Some(flow::TrackAdvance {
+            advance_m: slice("advance_m", a)?,
+            dt_s: slice("dt_s", t)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(
+                CoreError::input("advance_m and dt_s go together: give both or neither").into(),
+            )
+        }
+    };
     let p = py.detach(|| {
         flow::aggregate_presence(
-            frame_ts, frame, lane, dist_m, speed_mps, length_m, segment_m, gol, edges, &cfg,
+            frame_ts, frame, lane, dist_m, speed_mps, length_m, segment_m, gol, edges, advance,
+            &cfg,
         )
     })?;
     let d = PyDict::new(py);
@@ -104,6 +120,8 @@ fn flow_aggregate_presence<'py>(
     d.set_item("occupancy", p.occupancy.into_pyarray(py))?;
     d.set_item("density_veh_km", p.density_veh_km.into_pyarray(py))?;
     d.set_item("segment_speed_kmh", p.segment_speed_kmh.into_pyarray(py))?;
+    d.set_item("edie_advance_m", p.edie_advance_m.into_pyarray(py))?;
+    d.set_item("edie_time_s", p.edie_time_s.into_pyarray(py))?;
     d.set_item("queue_mean_veh", p.queue_mean_veh.into_pyarray(py))?;
     d.set_item("queue_max_veh", p.queue_max_veh.into_pyarray(py))?;
     d.set_item("queue_mean_m", p.queue_mean_m.into_pyarray(py))?;
