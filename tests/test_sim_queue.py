@@ -147,6 +147,23 @@ def _expected(traffic) -> float:
     return sum(expected_within(tr, 6.0) for tr in traffic if tr is not None)
 
 
+def test_a_crawling_queue_is_expected_no_later_than_a_halted_one():
+    """expected_within: a car 20 m from the line is expected within 6 s halted (1 s
+    start-up + 20/6 s) and must stay expected once it starts to crawl at 1.6 m/s (12.5 s
+    at its own speed); a fast car counts at its speed, a far halted one does not."""
+    from engine.sim.controllers import StageTraffic
+    from engine.sim.signal_adapter import expected_within
+
+    def tr(d, v):
+        return StageTraffic(np.array(d, float), np.array(v, float), np.ones(len(d)))
+
+    assert expected_within(tr([20.0], [0.0]), 6.0) == 1.0
+    assert expected_within(tr([20.0], [1.6]), 6.0) == 1.0
+    assert expected_within(tr([70.0], [13.0]), 6.0) == 1.0  # 5.4 s at its speed
+    assert expected_within(tr([70.0], [0.0]), 6.0) == 0.0  # 12.7 s from standstill
+    assert expected_within(tr([40.0, 10.0], [2.0, 0.5]), 6.0) == 1.0
+
+
 def test_turn_bay_share_learns_moving_cars_apart():
     """Moving cars in the shared lane are tallied in their own states (4 + state): the
     halted share and the moving share are learnt separately."""

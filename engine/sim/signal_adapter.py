@@ -51,14 +51,21 @@ def demand_flows(design: dict[str, tuple[float, float, float]]) -> dict[str, flo
 
 
 def expected_within(tr: StageTraffic, horizon_s: float) -> float:
-    """Vehicles (weights) of `tr` expected at the stop line within `horizon_s`: moving at
-    its speed; halted after a 1 s start-up at a 6 m/s discharge speed (as
-    engine.sim.controllers.CyclicGap)."""
+    """Vehicles (weights) of `tr` expected at the stop line within `horizon_s`: halted
+    ones after a 1 s start-up at a 6 m/s discharge speed (as
+    engine.sim.controllers.CyclicGap); moving ones at their speed, but never later than
+    a halted one in their place would be. A queue that has just started to move crawls
+    at barely above the halted threshold, so at its own speed each car would read as far
+    away: a green discharging its queue would gap out at the moment the queue starts
+    moving (the cameras' along-lane speed, fitted over 1.5 s, also lags a car that
+    accelerates).
+    """
     if not len(tr.dist):
         return 0.0
     stopped = tr.speed < STOPPED_MPS
     d = np.maximum(tr.dist, 0.0)
-    eta = np.where(stopped, 1.0 + d / 6.0, d / np.maximum(tr.speed, 0.1))
+    startup = 1.0 + d / 6.0
+    eta = np.where(stopped, startup, np.minimum(d / np.maximum(tr.speed, 0.1), startup))
     return float(tr.weight[eta <= horizon_s].sum())
 
 
