@@ -688,6 +688,8 @@ pub struct DualRingParams {
 ///   and actuated 133.3, unbalanced unchanged (51.6).
 ///
 /// Steady demand: 38.8 s against actuated 48.4 (seeds 7–9, `citystream bench signals`).
+/// (All the figures above were measured before the SUMO adapter's expected arrivals
+/// stopped reading a crawling queue as far away; the README has the figures since.)
 /// Through the cameras a demand-counted early left misfires on the
 /// camera's left/through split of the shared lane; halted vehicles in and behind the bay,
 /// and the halted total across the barrier, are what the camera measures best.
