@@ -130,8 +130,10 @@ def diagnose(kind: str, seed: int, end_s: float, work: str) -> dict:
     m = made[0]
     tot = sum(m.agree[k] for k in ("halted_halted", "halted_moving", "halted_missed"))
     by_state: dict[tuple[str, int], list[bool]] = defaultdict(list)
-    for _, apn, st, _, left in m.split:
+    learnt: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for _, apn, st, p, left in m.split:
         by_state[(apn, st)].append(left)
+        learnt[(apn, st)].append(p)
     best = {k: float(np.mean(v)) for k, v in by_state.items()}
     online = _split_error(m.split, lambda ap_, st, p: p)
     insample = _split_error(m.split, lambda ap_, st, p: best[(ap_, st)])
@@ -150,6 +152,14 @@ def diagnose(kind: str, seed: int, end_s: float, work: str) -> dict:
         "split_mae_insample_state_share_veh": insample[0],
         "shared_lane_left_share_by_approach_state": {
             f"{k[0]}{k[1]}": round(v, 3) for k, v in sorted(best.items())
+        },
+        "learnt_left_share_mean_by_approach_state": {
+            f"{k[0]}{k[1]}": round(float(np.mean(v)), 3) for k, v in sorted(learnt.items())
+        },
+        "shared_lane_samples_resolved_by_approach": m.bay_share.resolved,
+        "shared_lane_samples_lost_by_approach": m.bay_share.forgotten,
+        "halted_samples_by_approach_state": {
+            f"{k[0]}{k[1]}": len(v) for k, v in sorted(by_state.items())
         },
         **{k: v for k, v in (res.flow_errors or {}).items() if k.startswith("queue")},
     }

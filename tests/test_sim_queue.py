@@ -142,26 +142,27 @@ def _mv_of(movement_id: str) -> str:
 
 
 def _expected(traffic) -> float:
-    from engine.sim.signal_adapter import expected_within
+    from engine.sim.controllers import expected_at_stop
 
-    return sum(expected_within(tr, 6.0) for tr in traffic if tr is not None)
+    return sum(expected_at_stop(tr, 6.0) for tr in traffic if tr is not None)
 
 
 def test_a_crawling_queue_is_expected_no_later_than_a_halted_one():
-    """expected_within: a car 20 m from the line is expected within 6 s halted (1 s
+    """expected_at_stop: a car 20 m from the line is expected within 6 s halted (1 s
     start-up + 20/6 s) and must stay expected once it starts to crawl at 1.6 m/s (12.5 s
-    at its own speed); a fast car counts at its speed, a far halted one does not."""
-    from engine.sim.controllers import StageTraffic
-    from engine.sim.signal_adapter import expected_within
+    at its own speed); a fast car counts at its speed, a far halted one does not; a track
+    too new to have a speed (NaN) counts as a halted one."""
+    from engine.sim.controllers import StageTraffic, expected_at_stop
 
     def tr(d, v):
         return StageTraffic(np.array(d, float), np.array(v, float), np.ones(len(d)))
 
-    assert expected_within(tr([20.0], [0.0]), 6.0) == 1.0
-    assert expected_within(tr([20.0], [1.6]), 6.0) == 1.0
-    assert expected_within(tr([70.0], [13.0]), 6.0) == 1.0  # 5.4 s at its speed
-    assert expected_within(tr([70.0], [0.0]), 6.0) == 0.0  # 12.7 s from standstill
-    assert expected_within(tr([40.0, 10.0], [2.0, 0.5]), 6.0) == 1.0
+    assert expected_at_stop(tr([20.0], [0.0]), 6.0) == 1.0
+    assert expected_at_stop(tr([20.0], [1.6]), 6.0) == 1.0
+    assert expected_at_stop(tr([70.0], [13.0]), 6.0) == 1.0  # 5.4 s at its speed
+    assert expected_at_stop(tr([70.0], [0.0]), 6.0) == 0.0  # 12.7 s from standstill
+    assert expected_at_stop(tr([40.0, 10.0], [2.0, 0.5]), 6.0) == 1.0
+    assert expected_at_stop(tr([20.0, 70.0], [np.nan, np.nan]), 6.0) == 1.0
 
 
 def test_turn_bay_share_learns_moving_cars_apart():

@@ -82,7 +82,7 @@ class TurnBayShare:
     FATE_DEPTH_M = 10.0  # this far inside the bay section a vehicle has chosen its lane
     FULL_MARGIN_M = 15.0  # a lane's queue reaching this close to the bay entrance is full
     PRIOR_SAMPLES = 25.0
-    MAX_SAMPLES = 5000.0  # per state; older tallies are scaled down (demand changes)
+    MAX_SAMPLES = 20000.0  # per state; older tallies are scaled down (demand changes)
     FORGET_S = 5.0
 
     def __init__(self, stopped_mps: float) -> None:
@@ -91,6 +91,9 @@ class TurnBayShare:
         self.tally: dict[str, np.ndarray] = {}
         # approach -> track id -> [samples per state (8), last seen ts]
         self.pending: dict[str, dict[int, list]] = {}
+        # samples whose track reached the bay section / was lost first (diagnostics)
+        self.resolved: dict[str, float] = {}
+        self.forgotten: dict[str, float] = {}
 
     def state(self, bay_m: float, d1, s1, d2, s2) -> int:
         """0..3: 2·(bay queued to its entrance) + (inner lane queued to the bay entrance)."""
@@ -119,11 +122,14 @@ class TurnBayShare:
                 p[0][k if ss < self.stopped else 4 + k] += 1.0
                 p[1] = ts
             elif tid in pend and dd < a.length - self.FATE_DEPTH_M:
-                tally[0 if lane == bay else 1] += pend.pop(tid)[0]
+                got = pend.pop(tid)[0]
+                tally[0 if lane == bay else 1] += got
+                self.resolved[a.name] = self.resolved.get(a.name, 0.0) + got.sum()
             elif tid in pend:
                 pend[tid][1] = ts
         for tid in [t for t, p in pend.items() if ts - p[1] > self.FORGET_S]:
-            del pend[tid]
+            lost = pend.pop(tid)[0].sum()
+            self.forgotten[a.name] = self.forgotten.get(a.name, 0.0) + lost
         tot = tally.sum(0)
         over = tot > self.MAX_SAMPLES
         if over.any():

@@ -297,13 +297,21 @@ class CyclicGap(Controller):
 
 
 def expected_at_stop(s: StageTraffic, horizon_s: float, stopped_mps: float = 1.5) -> float:
-    """Vehicles expected at the stop line within `horizon_s`: moving ones at their speed,
-    halted ones after a 1 s start-up at a 6 m/s discharge speed."""
+    """Vehicles (weights) of `s` expected at the stop line within `horizon_s`: halted ones
+    after a 1 s start-up at a 6 m/s discharge speed; moving ones at their speed, but never
+    later than a halted one in their place would be. A queue that has just started to move
+    crawls at barely above the halted threshold, so at its own speed each car would read as
+    far away and a green discharging its queue would gap out the moment the queue starts
+    moving (the cameras' along-lane speed, fitted over 1.5 s, also lags a car that
+    accelerates). A track too new to have a speed (NaN) is expected as a halted one."""
     if len(s.dist) == 0:
         return 0.0
     d = np.maximum(s.dist, 0.0)
-    moving = s.speed >= stopped_mps
-    eta = np.where(moving, d / np.maximum(s.speed, 0.1), 1.0 + d / 6.0)
+    startup = 1.0 + d / 6.0
+    with np.errstate(invalid="ignore"):
+        halted = s.speed < stopped_mps
+        at_speed = d / np.maximum(s.speed, 0.1)
+    eta = np.where(halted, startup, np.fmin(at_speed, startup))
     return float(s.weight[eta <= horizon_s].sum())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.sim.controllers import JunctionMeasurement, StageTraffic
+from engine.sim.controllers import JunctionMeasurement, expected_at_stop
 from engine.sim.runner import movement_id, stage_lanes
 from engine.sim.scenarios import Junction
 
@@ -48,25 +48,6 @@ def demand_flows(design: dict[str, tuple[float, float, float]]) -> dict[str, flo
         out[f"{a}_L"] = lt
         out[f"{a}_R"] = rt
     return out
-
-
-def expected_within(tr: StageTraffic, horizon_s: float) -> float:
-    """Vehicles (weights) of `tr` expected at the stop line within `horizon_s`: halted
-    ones after a 1 s start-up at a 6 m/s discharge speed (as
-    engine.sim.controllers.CyclicGap); moving ones at their speed, but never later than
-    a halted one in their place would be. A queue that has just started to move crawls
-    at barely above the halted threshold, so at its own speed each car would read as far
-    away: a green discharging its queue would gap out at the moment the queue starts
-    moving (the cameras' along-lane speed, fitted over 1.5 s, also lags a car that
-    accelerates).
-    """
-    if not len(tr.dist):
-        return 0.0
-    stopped = tr.speed < STOPPED_MPS
-    d = np.maximum(tr.dist, 0.0)
-    startup = 1.0 + d / 6.0
-    eta = np.where(stopped, startup, np.minimum(d / np.maximum(tr.speed, 0.1), startup))
-    return float(tr.weight[eta <= horizon_s].sum())
 
 
 class SignalDriver:
@@ -138,7 +119,7 @@ class SignalDriver:
                 stopped = tr.speed < STOPPED_MPS
                 queue[i] = float(tr.weight[stopped].sum())
                 appr[i] = float(tr.weight[~stopped].sum())
-                expected[i] = expected_within(tr, self.horizon_s)
+                expected[i] = expected_at_stop(tr, self.horizon_s, STOPPED_MPS)
                 if np.any((~stopped) & (tr.dist <= GAP_ZONE_M) & (tr.weight > 0.3)):
                     self.last_seen[mv] = m.t
             gap[i] = m.t - self.last_seen[mv]
