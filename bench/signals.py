@@ -399,8 +399,11 @@ def run(quick: bool = False) -> SuiteResult:
             f"{k}: Rust dual ring (cameras) delay {o:.1f} s no worse than actuated {act:.1f} s (mean of {n} seeds)"
         ] = o <= act
         if k in ("unbalanced", "surging"):
+            # the 600 s of a quick run end before the queues of a 3600 s demand build up
+            scope = " (quick run: 600 s of demand; the goal is judged on the full run)"
             res.goals[
                 f"{k}: Rust dual ring ≥ 20% lower delay than actuated ({100 * (1 - o / act):.0f}% lower, mean of {n} seeds)"
+                + (scope if quick else "")
             ] = o <= 0.8 * act
     a7 = {r["controller"]: r for r in art if r["seed"] == 7}
     s_plan, s_wave = a7["fixed plan, no offsets"]["through_stops"], a7[WAVE]["through_stops"]
@@ -444,9 +447,12 @@ def run(quick: bool = False) -> SuiteResult:
         res.goals[
             f"queue error ≤ 1 vehicle on average per lane and per approach (worst run {ql:.2f} / {qa:.2f})"
         ] = ql <= 1.0 and qa <= 1.0 and not math.isnan(ql + qa)
-        res.goals[f"queue error ≤ 1 vehicle per stage, turns inferred (worst run {qs:.2f})"] = (
-            qs <= 1.0 and not math.isnan(qs)
-        )
+        qs_mean = sum(e["queue_stage_mae_veh"] for e in cam) / len(cam)
+        res.goals[
+            "stricter than the issue's queue goal (per lane and approach, above): queue error "
+            f"≤ 1 vehicle per stage, turns inferred, in every camera run (worst run {qs:.2f}, "
+            f"mean of runs {qs_mean:.2f})"
+        ] = qs <= 1.0 and not math.isnan(qs)
     res.goals["no teleports in any run"] = all(r["teleports"] == 0 for r in rows + art)
 
     try:  # the decision-speed table, when present
